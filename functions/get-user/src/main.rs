@@ -1,0 +1,10 @@
+//! `GET /users/{id}`.
+
+use lambda_http::{Error, lambda_runtime, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    users::telemetry::init();
+    let store = users::config::store().await?;
+    lambda_runtime::run(service_fn(|event| users::handlers::get_user(&store, event))).await
+}

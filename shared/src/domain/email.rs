@@ -1,0 +1,87 @@
+use std::sync::LazyLock;
+
+use regex_lite::Regex;
+
+use super::Invalid;
+
+/// An email address valid under the WHATWG HTML `type=email` grammar, trimmed, case kept.
+/// Two emails are the same user when their ASCII-lowercased forms are equal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+/// The "valid email address" grammar of the HTML standard, verbatim.
+static WHATWG_EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$",
+    )
+    .expect("the WHATWG email pattern compiles")
+});
+
+impl Email {
+    pub const MAX_LEN: usize = 254;
+    pub const MAX_LOCAL_LEN: usize = 64;
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let email = raw.trim();
+        if email.len() > Self::MAX_LEN {
+            return Err(Invalid("must be at most 254 bytes"));
+        }
+        let local_len = email.find('@').unwrap_or(email.len());
+        if local_len > Self::MAX_LOCAL_LEN {
+            return Err(Invalid("local part must be at most 64 bytes"));
+        }
+        if !WHATWG_EMAIL.is_match(email) {
+            return Err(Invalid("not a valid address"));
+        }
+        Ok(Self(email.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form uniqueness is enforced on.
+    pub fn canonical(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_case_and_trims() {
+        let email = Email::parse("  Ada@Example.COM ").expect("valid");
+        assert_eq!(email.as_str(), "Ada@Example.COM");
+        assert_eq!(email.canonical(), "ada@example.com");
+    }
+
+    #[test]
+    fn follows_the_whatwg_grammar() {
+        for ok in ["a@b", "a.b+c@x-y.example", "x..y@example.com", ".a@b.c", "o'neil@example.ie", "a@localhost"] {
+            assert!(Email::parse(ok).is_ok(), "{ok:?} refused");
+        }
+        for bad in [
+            "", "a", "@b.c", "a@", "a@@b", "a b@c.d", "a@b..c", "a@-b.c", "a@b-.c", "a@b_c.d",
+            "\"q\"@b.c", "a@[127.0.0.1]", "ä@b.c", "a@bü.c", "a@b.c\u{0}", "a@b.c.",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn enforces_length_limits_at_the_edge() {
+        let local64 = "l".repeat(64);
+        assert!(Email::parse(&format!("{local64}@example.com")).is_ok());
+        assert!(Email::parse(&format!("{local64}l@example.com")).is_err());
+
+        let label = "d".repeat(63);
+        let domain = format!("{label}.{label}.{label}.{}", "d".repeat(59));
+        let at_limit = format!("ab@{domain}");
+        assert_eq!(at_limit.len(), 254);
+        assert!(Email::parse(&at_limit).is_ok());
+        assert!(Email::parse(&format!("abc@{domain}")).is_err());
+        assert!(Email::parse(&format!("a@{}.com", "d".repeat(64))).is_err());
+    }
+}

@@ -1,0 +1,16 @@
+//! The users domain: types whose constructors are the only way in.
+
+mod email;
+mod user;
+mod user_id;
+mod user_name;
+
+pub use email::Email;
+pub use user::{NewUser, User};
+pub use user_id::UserId;
+pub use user_name::UserName;
+
+/// Why a value was refused; the text is safe to show to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub &'static str);

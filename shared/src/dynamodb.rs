@@ -1,0 +1,347 @@
+//! The DynamoDB implementation of [`UserStore`].
+//!
+//! Users table (key `pk`):
+//! - `USER#<id>`: `id`, `name`, `email`, `created_at`, and `listing = "USER"`, which puts the
+//!   item in the sparse index [`LISTING_INDEX`] (`listing` hash, `id` range) that pages read.
+//! - `EMAIL#<lowercased email>`: `user_id`. Written in the same transaction as the user, with
+//!   `attribute_not_exists(pk)`, so two users can never share an email, however they race.
+//!
+//! Idempotency table (key `pk` = `<caller scope>#<key>`): `fingerprint`, `state`
+//! (`in_progress`/`completed`), `user_id`, `in_flight_until` (ms), and `expires_at` (s, the
+//! table's TTL attribute). Expiry is checked on read, as DynamoDB deletes expired items late.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::error::{BuildError, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+
+use crate::domain::{User, UserId};
+use crate::idempotency::{Claim, ClaimOutcome, ClaimRequest, RETENTION};
+use crate::store::{Page, StoreError, UserStore};
+
+pub const LISTING_INDEX: &str = "ByNewest";
+const LISTING: &str = "USER";
+const IN_PROGRESS: &str = "in_progress";
+const COMPLETED: &str = "completed";
+/// Attempts for a transaction that DynamoDB cancelled because another one touched its items.
+const CONFLICT_ATTEMPTS: u32 = 3;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The table names, as the deployment passes them in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tables {
+    pub users: String,
+    pub idempotency: String,
+}
+
+/// Loads the SDK configuration (region, credentials, `AWS_ENDPOINT_URL_DYNAMODB`) from
+/// `loader` and builds the one client an execution environment uses, with timeouts and
+/// retries bounded well inside the function timeout.
+pub async fn connect(loader: aws_config::ConfigLoader) -> Client {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build();
+    let sdk = loader
+        .timeout_config(timeouts)
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .load()
+        .await;
+    Client::new(&sdk)
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    tables: Tables,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, tables: Tables) -> Self {
+        Self { client, tables }
+    }
+
+    async fn read_claim(&self, scoped_key: &str) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.idempotency)
+            .key("pk", s(scoped_key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(output.item)
+    }
+
+    fn insert_items(&self, user: &User, claim: Option<&Claim>) -> Result<Vec<TransactWriteItem>, BuildError> {
+        let id = user.id().to_string();
+        let put_user = Put::builder()
+            .table_name(&self.tables.users)
+            .item("pk", s(format!("USER#{id}")))
+            .item("id", s(&id))
+            .item("name", s(user.name().as_str()))
+            .item("email", s(user.email().as_str()))
+            .item("created_at", s(user.created_at()))
+            .item("listing", s(LISTING))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()?;
+        let put_email = Put::builder()
+            .table_name(&self.tables.users)
+            .item("pk", s(format!("EMAIL#{}", user.email().canonical())))
+            .item("user_id", s(&id))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()?;
+        let mut items = vec![
+            TransactWriteItem::builder().put(put_user).build(),
+            TransactWriteItem::builder().put(put_email).build(),
+        ];
+        if let Some(claim) = claim {
+            let complete = Update::builder()
+                .table_name(&self.tables.idempotency)
+                .key("pk", s(&claim.scoped_key))
+                .update_expression("SET #state = :completed")
+                .condition_expression("#state = :in_progress AND user_id = :user")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":completed", s(COMPLETED))
+                .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+                .expression_attribute_values(":user", s(&id))
+                .build()?;
+            items.push(TransactWriteItem::builder().update(complete).build());
+        }
+        Ok(items)
+    }
+}
+
+impl UserStore for DynamoStore {
+    async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.users)
+            .key("pk", s(format!("USER#{id}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::unavailable)?;
+        output.item.as_ref().map(user_from_item).transpose()
+    }
+
+    async fn list(&self, before: Option<UserId>, limit: usize) -> Result<Page, StoreError> {
+        // One item more than the page tells whether another page follows, without a second
+        // query and without trusting LastEvaluatedKey (which DynamoDB also sets on an exact end).
+        let wanted = limit + 1;
+        let mut users = Vec::with_capacity(wanted);
+        let mut start: Option<Item> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.tables.users)
+                .index_name(LISTING_INDEX)
+                .expression_attribute_names("#listing", "listing")
+                .expression_attribute_values(":listing", s(LISTING))
+                .scan_index_forward(false)
+                .limit(i32::try_from(wanted - users.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take());
+            query = match before {
+                Some(before) => query
+                    .key_condition_expression("#listing = :listing AND #id < :before")
+                    .expression_attribute_names("#id", "id")
+                    .expression_attribute_values(":before", s(before.to_string())),
+                None => query.key_condition_expression("#listing = :listing"),
+            };
+            let output = query.send().await.map_err(StoreError::unavailable)?;
+            for item in output.items() {
+                users.push(user_from_item(item)?);
+            }
+            start = output.last_evaluated_key;
+            if users.len() >= wanted || start.is_none() {
+                break;
+            }
+        }
+        let more = users.len() > limit;
+        users.truncate(limit);
+        Ok(Page { users, more })
+    }
+
+    async fn insert(&self, user: &User, claim: Option<&Claim>) -> Result<(), StoreError> {
+        let items = self.insert_items(user, claim).map_err(StoreError::unavailable)?;
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                // The user id is unique to this request: an SDK retry after a lost response
+                // is then recognised by DynamoDB instead of failing on its own first write.
+                .client_request_token(user.id().to_string())
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(error) => match cancellation(&error) {
+                    Cancellation::EmailTaken => return Err(StoreError::EmailTaken),
+                    Cancellation::ClaimLost => return Err(StoreError::ClaimLost),
+                    Cancellation::Conflict if attempt < CONFLICT_ATTEMPTS => {
+                        tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                        attempt += 1;
+                    }
+                    _ => return Err(StoreError::unavailable(error)),
+                },
+            }
+        }
+    }
+
+    async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
+        let now_ms = millis(request.now);
+        let now_s = now_ms / 1000;
+        let expires_at = (request.now + RETENTION).duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        // An expired record may be replaced but could be deleted in between; a couple of rounds
+        // settle it.
+        for _ in 0..3 {
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.tables.idempotency)
+                .item("pk", s(&request.scoped_key))
+                .item("fingerprint", s(&request.fingerprint))
+                .item("state", s(IN_PROGRESS))
+                .item("user_id", s(request.user.to_string()))
+                .item("in_flight_until", n(millis(request.in_flight_until)))
+                .item("expires_at", n(expires_at))
+                .condition_expression(
+                    "attribute_not_exists(pk) OR expires_at < :now_s \
+                     OR (#state = :in_progress AND in_flight_until < :now_ms)",
+                )
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":now_s", n(now_s))
+                .expression_attribute_values(":now_ms", n(now_ms))
+                .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+                .send()
+                .await;
+            match result_of_claim(put)? {
+                true => return Ok(ClaimOutcome::Claimed),
+                false => {}
+            }
+            let Some(existing) = self.read_claim(&request.scoped_key).await? else {
+                continue;
+            };
+            let expired = number(&existing, "expires_at")? < now_s;
+            if expired {
+                continue;
+            }
+            if string(&existing, "fingerprint")? != request.fingerprint {
+                return Ok(ClaimOutcome::Reused);
+            }
+            let holder = string(&existing, "user_id")?;
+            if string(&existing, "state")? == COMPLETED {
+                let user = UserId::parse(holder).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                return Ok(ClaimOutcome::Replay(user));
+            }
+            let in_flight_until = number(&existing, "in_flight_until")?;
+            if in_flight_until >= now_ms {
+                let wait_ms = in_flight_until - now_ms;
+                let retry_after = Duration::from_secs(wait_ms.div_ceil(1000).max(1));
+                return Ok(ClaimOutcome::InProgress { retry_after });
+            }
+        }
+        Err(StoreError::Unavailable("the idempotency record kept changing".into()))
+    }
+
+    async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.idempotency)
+            .key("pk", s(&claim.scoped_key))
+            .condition_expression("#state = :in_progress AND user_id = :user")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .expression_attribute_values(":user", s(claim.user.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Someone else holds the key now: nothing of ours is left to release.
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(error) => Err(StoreError::unavailable(error)),
+        }
+    }
+}
+
+/// `Ok(true)` when the claim was written, `Ok(false)` when a live record holds the key.
+fn result_of_claim<R>(result: Result<R, SdkError<PutItemError>>) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(error) if error.as_service_error().is_some_and(PutItemError::is_conditional_check_failed_exception) => Ok(false),
+        Err(error) => Err(StoreError::unavailable(error)),
+    }
+}
+
+enum Cancellation {
+    EmailTaken,
+    ClaimLost,
+    Conflict,
+    Other,
+}
+
+/// Reads why DynamoDB cancelled an insert transaction, by the position of the failed item.
+fn cancellation(error: &SdkError<TransactWriteItemsError>) -> Cancellation {
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error() else {
+        return Cancellation::Other;
+    };
+    let codes: Vec<&str> = cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
+    match codes.as_slice() {
+        [_, "ConditionalCheckFailed", ..] => Cancellation::EmailTaken,
+        [_, _, "ConditionalCheckFailed"] => Cancellation::ClaimLost,
+        codes if codes.contains(&"TransactionConflict") => Cancellation::Conflict,
+        _ => Cancellation::Other,
+    }
+}
+
+fn user_from_item(item: &Item) -> Result<User, StoreError> {
+    User::restore(
+        string(item, "id")?,
+        string(item, "name")?,
+        string(item, "email")?,
+        string(item, "created_at")?,
+    )
+    .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn string<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value),
+        _ => Err(StoreError::Corrupt(format!("attribute {name} is not a string"))),
+    }
+}
+
+fn number(item: &Item, name: &str) -> Result<u64, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => value
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a whole number"))),
+        _ => Err(StoreError::Corrupt(format!("attribute {name} is not a number"))),
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn millis(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,95 @@
+//! The three functions' handlers: parse the request, call the service, render the outcome.
+
+use std::convert::Infallible;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lambda_http::{Context, LambdaEvent};
+
+use crate::cursor::CursorKey;
+use crate::domain::{User, UserId};
+use crate::http::{self, ApiError, ListQuery, Reply, Request, Resource, Response};
+use crate::idempotency::ClaimRequest;
+use crate::service;
+use crate::store::UserStore;
+
+pub async fn create_user(
+    store: &impl UserStore,
+    event: LambdaEvent<Request>,
+) -> Result<Response, Infallible> {
+    let outcome = create(store, &event.payload, &event.context).await;
+    Ok(finish(&outcome, &event.context))
+}
+
+pub async fn get_user(
+    store: &impl UserStore,
+    event: LambdaEvent<Request>,
+) -> Result<Response, Infallible> {
+    let outcome = get(store, &event.payload).await;
+    Ok(finish(&outcome, &event.context))
+}
+
+pub async fn list_users(
+    store: &impl UserStore,
+    cursor_key: &CursorKey,
+    event: LambdaEvent<Request>,
+) -> Result<Response, Infallible> {
+    let outcome = list(store, cursor_key, &event.payload).await;
+    Ok(finish(&outcome, &event.context))
+}
+
+async fn create(
+    store: &impl UserStore,
+    request: &Request,
+    context: &Context,
+) -> Result<Reply, ApiError> {
+    let Resource::CreateUser = http::route(request)? else {
+        return Err(ApiError::RouteNotFound);
+    };
+    let body = http::json_body(request)?;
+    let key = http::idempotency_key(request)?;
+    let new_user = http::new_user(&body)?;
+    let now = SystemTime::now();
+    let user = User::create(new_user, now);
+    let claim = key.map(|key| {
+        let deadline = UNIX_EPOCH + Duration::from_millis(context.deadline);
+        ClaimRequest::new(&key, http::caller(request), &body, user.id(), deadline, now)
+    });
+    Ok(Reply::Created(service::create_user(store, user, claim).await?))
+}
+
+async fn get(store: &impl UserStore, request: &Request) -> Result<Reply, ApiError> {
+    let Resource::GetUser { id } = http::route(request)? else {
+        return Err(ApiError::RouteNotFound);
+    };
+    let id = UserId::parse(id).map_err(|_| ApiError::InvalidId)?;
+    Ok(Reply::Found(service::get_user(store, id).await?))
+}
+
+async fn list(
+    store: &impl UserStore,
+    cursor_key: &CursorKey,
+    request: &Request,
+) -> Result<Reply, ApiError> {
+    let Resource::ListUsers = http::route(request)? else {
+        return Err(ApiError::RouteNotFound);
+    };
+    let query = ListQuery::parse(request, cursor_key)?;
+    let page = service::list_users(store, query.before, query.limit).await?;
+    let next_cursor = page
+        .more
+        .then(|| page.users.last().map(|last| cursor_key.encode(last.id())))
+        .flatten();
+    Ok(Reply::Page { items: page.users, next_cursor })
+}
+
+/// Renders the outcome and writes the request's one summary line (never a body or email).
+fn finish(outcome: &Result<Reply, ApiError>, context: &Context) -> Response {
+    let response = http::render(outcome, &context.request_id);
+    match outcome {
+        Ok(_) => tracing::info!(status = response.status_code, "request done"),
+        Err(error) => {
+            tracing::info!(status = response.status_code, code = error.code(), "request done");
+        }
+    }
+    response
+}

@@ -1,0 +1,226 @@
+use std::borrow::Cow;
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+
+use super::{ApiError, MAX_BODY_BYTES, Request};
+use crate::cursor::CursorKey;
+use crate::domain::{Email, NewUser, UserId, UserName};
+use crate::idempotency::IdempotencyKey;
+
+pub const DEFAULT_LIMIT: usize = 20;
+pub const MAX_LIMIT: usize = 100;
+
+/// The decoded body of a request that must carry JSON: `415` for another media type, `413`
+/// past [`MAX_BODY_BYTES`] (counted after base64 decoding), `400` for base64 that is not.
+pub fn json_body(request: &Request) -> Result<Cow<'_, [u8]>, ApiError> {
+    let raw = request.body.as_deref().unwrap_or_default();
+    if !raw.is_empty() && !is_json_media_type(request) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let body = if request.is_base64_encoded {
+        match STANDARD.decode(raw) {
+            Ok(decoded) => Cow::Owned(decoded),
+            Err(_) if raw.len() / 4 * 3 > MAX_BODY_BYTES => return Err(ApiError::PayloadTooLarge),
+            Err(_) => return Err(ApiError::InvalidJson),
+        }
+    } else {
+        Cow::Borrowed(raw.as_bytes())
+    };
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    Ok(body)
+}
+
+fn is_json_media_type(request: &Request) -> bool {
+    let mut values = request.headers.get_all("content-type").iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+/// The optional `idempotency-key` header; sent twice, it is refused.
+pub fn idempotency_key(request: &Request) -> Result<Option<IdempotencyKey>, ApiError> {
+    let mut values = request.headers.get_all("idempotency-key").iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(value), None) => IdempotencyKey::parse(value.as_bytes())
+            .map(Some)
+            .map_err(|_| ApiError::InvalidIdempotencyKey),
+        (Some(_), Some(_)) => Err(ApiError::InvalidIdempotencyKey),
+    }
+}
+
+/// The subject of the JWT authorizer, when one is on: idempotency keys are scoped to it.
+pub fn caller(request: &Request) -> Option<&str> {
+    let jwt = request.request_context.authorizer.as_ref()?.jwt.as_ref()?;
+    jwt.claims.get("sub").map(String::as_str)
+}
+
+/// `POST /users`'s body: `400` unless it is a JSON object, `422` naming every field that is
+/// missing, mistyped, invalid, repeated or unknown.
+pub fn new_user(body: &[u8]) -> Result<NewUser, ApiError> {
+    let Members(members) = serde_json::from_slice(body).map_err(|_| ApiError::InvalidJson)?;
+    let mut problems = Vec::new();
+    let field = |name: &'static str| {
+        let mut values = members.iter().filter(|(key, _)| key == name).map(|(_, value)| value);
+        match (values.next(), values.next()) {
+            (None, _) => Err(format!("{name}: is required")),
+            (Some(_), Some(_)) => Err(format!("{name}: appears more than once")),
+            (Some(Value::String(value)), None) => Ok(value.as_str()),
+            (Some(_), None) => Err(format!("{name}: must be a string")),
+        }
+    };
+    let name = field("name").and_then(|raw| UserName::parse(raw).map_err(|e| format!("name: {e}")));
+    let email = field("email").and_then(|raw| Email::parse(raw).map_err(|e| format!("email: {e}")));
+    for (key, _) in &members {
+        if key != "name" && key != "email" {
+            problems.push(format!("{}: unknown field", printable(key)));
+        }
+    }
+    match (name, email) {
+        (Ok(name), Ok(email)) if problems.is_empty() => Ok(NewUser { name, email }),
+        (name, email) => {
+            let fields = [name.err(), email.err()].into_iter().flatten();
+            let all: Vec<String> = fields.chain(problems).collect();
+            Err(ApiError::ValidationFailed(all.join("; ")))
+        }
+    }
+}
+
+/// A field name as it may be echoed back: cut short, control characters escaped.
+fn printable(key: &str) -> String {
+    const MAX: usize = 64;
+    let mut shown: String = key.chars().take(MAX).flat_map(char::escape_debug).collect();
+    if key.chars().count() > MAX {
+        shown.push('…');
+    }
+    shown
+}
+
+/// A JSON object's members in order, duplicates kept, so that none is silently dropped.
+struct Members(Vec<(String, Value)>);
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = Members;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// `GET /users`'s query: `limit` (1 to 100, default 20) and `cursor`; other parameters are
+/// ignored, and an empty or repeated `limit` or `cursor` is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    pub limit: usize,
+    pub before: Option<UserId>,
+}
+
+impl ListQuery {
+    pub fn parse(request: &Request, key: &CursorKey) -> Result<Self, ApiError> {
+        let query = request.raw_query_string.as_deref().unwrap_or_default();
+        let mut limit = None;
+        let mut cursor = None;
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            match name.as_ref() {
+                "limit" if limit.is_none() => limit = Some(value),
+                "limit" => return Err(ApiError::InvalidLimit),
+                "cursor" if cursor.is_none() => cursor = Some(value),
+                "cursor" => return Err(ApiError::InvalidCursor),
+                _ => {}
+            }
+        }
+        let limit = match limit {
+            None => DEFAULT_LIMIT,
+            Some(raw) => parse_limit(&raw).ok_or(ApiError::InvalidLimit)?,
+        };
+        let before = cursor
+            .map(|raw| key.decode(&raw).map_err(|_| ApiError::InvalidCursor))
+            .transpose()?;
+        Ok(Self { limit, before })
+    }
+}
+
+fn parse_limit(raw: &str) -> Option<usize> {
+    if raw.is_empty() || raw.len() > 3 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    raw.parse().ok().filter(|limit| (1..=MAX_LIMIT).contains(limit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(result: Result<NewUser, ApiError>) -> String {
+        match result {
+            Ok(_) => "ok".into(),
+            Err(ApiError::ValidationFailed(message)) => format!("422 {message}"),
+            Err(error) => format!("{} {}", error.status(), error.code()),
+        }
+    }
+
+    #[test]
+    fn parses_a_valid_body() {
+        let user = new_user(br#"{"name": " Ada ", "email": "Ada@Example.com"}"#).expect("valid");
+        assert_eq!(user.name.as_str(), "Ada");
+        assert_eq!(user.email.as_str(), "Ada@Example.com");
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_json_object_with_400() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        for body in [&b""[..], b"nope", b"[]", b"\"x\"", b"null", b"42", b"{", b"{}x", b"\xff\xfe", deep.as_bytes()] {
+            assert_eq!(code(new_user(body)), "400 invalid_json", "{body:?}");
+        }
+    }
+
+    #[test]
+    fn names_every_failing_field_with_422() {
+        assert_eq!(code(new_user(b"{}")), "422 name: is required; email: is required");
+        assert_eq!(
+            code(new_user(br#"{"name": 1, "email": "x", "admin": true}"#)),
+            "422 name: must be a string; email: not a valid address; admin: unknown field"
+        );
+        assert_eq!(
+            code(new_user(br#"{"name": "a", "name": "b", "email": "a@b.c"}"#)),
+            "422 name: appears more than once"
+        );
+        assert_eq!(code(new_user(br#"{"name": " ", "email": null}"#)), "422 name: must not be empty; email: must be a string");
+        let long_key = format!(r#"{{"name": "a", "email": "a@b.c", "{}\n": 1}}"#, "k".repeat(100));
+        let message = code(new_user(long_key.as_bytes()));
+        assert!(message.starts_with("422 kkk") && message.ends_with("…: unknown field"), "{message}");
+    }
+
+    #[test]
+    fn limits_are_small_plain_integers() {
+        assert_eq!(parse_limit("1"), Some(1));
+        assert_eq!(parse_limit("100"), Some(100));
+        assert_eq!(parse_limit("007"), Some(7));
+        for bad in ["", "0", "101", "-1", "+1", "1e3", "1.0", " 5", "0x10", "99999999999999999999", "٣"] {
+            assert_eq!(parse_limit(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The users service's domain, store and HTTP mapping, shared by its three functions.
+
+pub mod config;
+pub mod cursor;
+pub mod domain;
+pub mod dynamodb;
+pub mod handlers;
+pub mod http;
+pub mod idempotency;
+pub mod service;
+pub mod store;
+pub mod telemetry;

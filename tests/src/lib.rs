@@ -1,0 +1,278 @@
+//! The test harness: one DynamoDB-compatible server per test binary, a fresh pair of tables
+//! (created from `template.yaml`) per test, and the real handlers called with API Gateway
+//! events.
+//!
+//! The server is the embedded Dynoxide unless `AWS_ENDPOINT_URL_DYNAMODB` names another one,
+//! such as the official DynamoDB Local.
+
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::Client;
+use lambda_http::http::HeaderMap;
+use lambda_http::{Body, Context, LambdaEvent};
+use serde_json::Value;
+use users::cursor::CursorKey;
+use users::domain::User;
+use users::dynamodb::{DynamoStore, Tables};
+use users::http::{Request, Response};
+use users::{handlers, idempotency};
+
+/// The function timeout of template.yaml: the deadline each test invocation gets.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+static ENDPOINT: LazyLock<String> = LazyLock::new(|| {
+    if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
+        return endpoint;
+    }
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the test server");
+        runtime.block_on(async move {
+            let served = xtask::embedded::serve(None, 0, std::future::pending()).await;
+            let (address, server) = served.expect("Dynoxide starts");
+            sender.send(format!("http://{address}")).expect("the harness waits for the address");
+            server.await.expect("Dynoxide runs until the tests end");
+        });
+    });
+    receiver.recv().expect("Dynoxide reports its address")
+});
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    CreateUser,
+    GetUser,
+    ListUsers,
+}
+
+impl Function {
+    pub const ALL: [Self; 3] = [Self::CreateUser, Self::GetUser, Self::ListUsers];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CreateUser => "create-user",
+            Self::GetUser => "get-user",
+            Self::ListUsers => "list-users",
+        }
+    }
+}
+
+/// A function's answer, decoded.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        self.body["error"]["code"].as_str()
+    }
+}
+
+/// The service on its own fresh tables.
+pub struct App {
+    pub store: DynamoStore,
+    pub client: Client,
+    pub tables: Tables,
+    pub cursor_key: CursorKey,
+}
+
+impl App {
+    pub async fn new() -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let client = xtask::local_client(&ENDPOINT).await;
+        let run = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or_default();
+        let suffix = format!("{}-{run}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        let template = xtask::template::Template::load(&workspace_root().join("template.yaml"))
+            .expect("template.yaml loads");
+        let mut names = Vec::new();
+        for table in template.tables().expect("template.yaml defines tables") {
+            let name = format!("{}-{suffix}", table.logical_id);
+            table.create(&client, &name).await.expect("the table is created");
+            names.push((table.logical_id, name));
+        }
+        let name_of = |id: &str| {
+            names.iter().find(|(logical, _)| logical == id).map(|(_, n)| n.clone()).expect("table in template")
+        };
+        let tables = Tables { users: name_of("UsersTable"), idempotency: name_of("IdempotencyTable") };
+        Self {
+            store: DynamoStore::new(client.clone(), tables.clone()),
+            client,
+            tables,
+            cursor_key: CursorKey::new(xtask::LOCAL_CURSOR_SECRET.as_bytes()).expect("a valid key"),
+        }
+    }
+
+    /// Invokes `function`'s handler with an API Gateway event, as Lambda would.
+    pub async fn invoke(&self, function: Function, event: &Value) -> Reply {
+        let request: Request = serde_json::from_value(event.clone()).expect("an API Gateway HTTP API event");
+        let mut context = Context::default();
+        context.request_id = format!("test-{}", users::domain::UserId::generate(SystemTime::now()));
+        context.deadline = deadline_millis(TIMEOUT);
+        let event = LambdaEvent::new(request, context);
+        let response = match function {
+            Function::CreateUser => handlers::create_user(&self.store, event).await,
+            Function::GetUser => handlers::get_user(&self.store, event).await,
+            Function::ListUsers => handlers::list_users(&self.store, &self.cursor_key, event).await,
+        };
+        decode(response.unwrap_or_else(|never| match never {}))
+    }
+
+    /// Stores a user as create-user would, bypassing the HTTP layer.
+    pub async fn seed_user(&self, user: &User) {
+        use users::store::UserStore;
+        self.store.insert(user, None).await.expect("the seed user is stored");
+    }
+
+    /// Holds `event`'s idempotency key for its body, as a request still running would.
+    pub async fn seed_in_flight(&self, event: &Value) {
+        use users::store::UserStore;
+        let key = event["headers"]["idempotency-key"].as_str().expect("an idempotency-key header");
+        let key = idempotency::IdempotencyKey::parse(key.as_bytes()).expect("a valid key");
+        let body = event["body"].as_str().unwrap_or_default().as_bytes();
+        let now = SystemTime::now();
+        let user = users::domain::UserId::generate(now);
+        let request = idempotency::ClaimRequest::new(&key, None, body, user, now + Duration::from_secs(600), now);
+        let outcome = self.store.claim(&request).await.expect("the claim is stored");
+        assert_eq!(outcome, idempotency::ClaimOutcome::Claimed);
+    }
+
+    /// Every item of both tables, to prove what a request left behind.
+    pub async fn snapshot(&self) -> Vec<String> {
+        let mut items = Vec::new();
+        for table in [&self.tables.users, &self.tables.idempotency] {
+            let mut start = None;
+            loop {
+                let page = self
+                    .client
+                    .scan()
+                    .table_name(table)
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .expect("the table scans");
+                items.extend(page.items().iter().map(|item| {
+                    let mut fields: Vec<String> = item.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+                    fields.sort();
+                    format!("{table}: {}", fields.join(", "))
+                }));
+                start = page.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        items.sort();
+        items
+    }
+}
+
+fn deadline_millis(timeout: Duration) -> u64 {
+    let deadline = SystemTime::now() + timeout;
+    deadline.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default().try_into().unwrap_or(u64::MAX)
+}
+
+fn decode(response: Response) -> Reply {
+    let text = match response.body {
+        Some(Body::Text(text)) => text,
+        other => panic!("responses are JSON text, got {other:?}"),
+    };
+    assert!(!response.is_base64_encoded, "JSON responses are not base64-encoded");
+    Reply {
+        status: u16::try_from(response.status_code).expect("an HTTP status"),
+        headers: response.headers,
+        body: serde_json::from_str(&text).unwrap_or_else(|e| panic!("the body is JSON ({e}): {text}")),
+    }
+}
+
+pub fn workspace_root() -> PathBuf {
+    xtask::workspace_root()
+}
+
+/// The events of `events/<function>/`, in name order, with the status each must produce
+/// (the first three characters of its name).
+pub fn events(function: Function) -> Vec<(PathBuf, u16, Value)> {
+    let dir = workspace_root().join("events").join(function.name());
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    paths.into_iter().map(|path| {
+        let status = expected_status(&path);
+        (path.clone(), status, read_event(&path))
+    }).collect()
+}
+
+pub fn read_event(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+pub fn event(function: Function, name: &str) -> Value {
+    read_event(&workspace_root().join("events").join(function.name()).join(format!("{name}.json")))
+}
+
+fn expected_status(path: &Path) -> u16 {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    name.get(..3)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{name} does not start with the status it must produce"))
+}
+
+/// An API Gateway HTTP API event built from one of the files in `events/`, with another
+/// method, path, query, headers or body.
+pub struct EventBuilder(Value);
+
+impl EventBuilder {
+    pub fn create(body: &str) -> Self {
+        let mut builder = Self(event(Function::CreateUser, "201-create"));
+        builder.0["body"] = Value::from(body);
+        builder.0["headers"]["content-length"] = Value::from(body.len().to_string());
+        builder
+    }
+
+    pub fn get(id: &str) -> Self {
+        let mut builder = Self(event(Function::GetUser, "200-known-id"));
+        builder.0["rawPath"] = Value::from(format!("/users/{id}"));
+        builder.0["requestContext"]["http"]["path"] = Value::from(format!("/users/{id}"));
+        builder.0["pathParameters"]["id"] = Value::from(id);
+        builder
+    }
+
+    pub fn list(query: &str) -> Self {
+        let mut builder = Self(event(Function::ListUsers, "200-first-page"));
+        builder.0["rawQueryString"] = Value::from(query);
+        builder
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.0["headers"][name] = Value::from(value);
+        self
+    }
+
+    pub fn base64(mut self) -> Self {
+        use base64::Engine;
+        let body = self.0["body"].as_str().unwrap_or_default().to_owned();
+        self.0["body"] = Value::from(base64::engine::general_purpose::STANDARD.encode(body));
+        self.0["isBase64Encoded"] = Value::from(true);
+        self
+    }
+
+    pub fn build(self) -> Value {
+        self.0
+    }
+}

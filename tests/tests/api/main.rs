@@ -1,0 +1,5 @@
+//! The users API against a real DynamoDB-compatible server: every event in `events/`, then
+//! the scenarios the contract describes.
+
+mod replay;
+mod scenarios;

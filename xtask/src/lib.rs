@@ -1,0 +1,45 @@
+//! Local infrastructure shared by `cargo xtask` and the test suite: tables from
+//! `template.yaml`, the embedded Dynoxide server, the official DynamoDB Local and the tools the
+//! commands install.
+
+pub mod dynamodb_local;
+pub mod embedded;
+pub mod template;
+pub mod tools;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::Credentials;
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The region and fake credentials every local process uses, so that nothing probes the EC2
+/// metadata service or looks for a real account.
+pub const LOCAL_AWS_ENV: [(&str, &str); 5] = [
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_DEFAULT_REGION", "us-east-1"),
+    ("AWS_ACCESS_KEY_ID", "local"),
+    ("AWS_SECRET_ACCESS_KEY", "local"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
+/// The cursor secret of local runs and tests; deployments generate their own.
+pub const LOCAL_CURSOR_SECRET: &str = "local-cursor-secret-not-for-production-use-0123456789";
+
+/// A client for a local DynamoDB-compatible server, configured like the functions' own.
+pub async fn local_client(endpoint: &str) -> Client {
+    let loader = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("local", "local", None, None, "local"));
+    users::dynamodb::connect(loader).await
+}
+
+/// The workspace root, where `template.yaml`, `events/` and `README.md` are.
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default()
+}

