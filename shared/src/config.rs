@@ -15,14 +15,19 @@ pub enum ConfigError {
 
 /// `USERS_TABLE` and `IDEMPOTENCY_TABLE`, which the template sets with `!Ref`.
 pub fn tables() -> Result<Tables, ConfigError> {
-    Ok(Tables { users: var("USERS_TABLE")?, idempotency: var("IDEMPOTENCY_TABLE")? })
+    Ok(Tables {
+        users: var("USERS_TABLE")?,
+        idempotency: var("IDEMPOTENCY_TABLE")?,
+    })
 }
 
 /// `CURSOR_SECRET`, at least 32 bytes, shared by every instance of list-users.
 pub fn cursor_key() -> Result<CursorKey, ConfigError> {
     const NAME: &str = "CURSOR_SECRET";
-    CursorKey::new(var(NAME)?.as_bytes())
-        .map_err(|e| ConfigError::Invalid { name: NAME, reason: e.to_string() })
+    CursorKey::new(var(NAME)?.as_bytes()).map_err(|e| ConfigError::Invalid {
+        name: NAME,
+        reason: e.to_string(),
+    })
 }
 
 /// The store with the one SDK client of this execution environment. Region, credentials and
@@ -37,8 +42,9 @@ fn var(name: &'static str) -> Result<String, ConfigError> {
     match std::env::var(name) {
         Ok(value) if !value.is_empty() => Ok(value),
         Ok(_) | Err(std::env::VarError::NotPresent) => Err(ConfigError::Missing(name)),
-        Err(std::env::VarError::NotUnicode(_)) => {
-            Err(ConfigError::Invalid { name, reason: "not UTF-8".into() })
-        }
+        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::Invalid {
+            name,
+            reason: "not UTF-8".into(),
+        }),
     }
 }

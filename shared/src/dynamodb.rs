@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{BuildError, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -82,7 +82,11 @@ impl DynamoStore {
         Ok(output.item)
     }
 
-    fn insert_items(&self, user: &User, claim: Option<&Claim>) -> Result<Vec<TransactWriteItem>, BuildError> {
+    fn insert_items(
+        &self,
+        user: &User,
+        claim: Option<&Claim>,
+    ) -> Result<Vec<TransactWriteItem>, BuildError> {
         let id = user.id().to_string();
         let put_user = Put::builder()
             .table_name(&self.tables.users)
@@ -174,7 +178,9 @@ impl UserStore for DynamoStore {
     }
 
     async fn insert(&self, user: &User, claim: Option<&Claim>) -> Result<(), StoreError> {
-        let items = self.insert_items(user, claim).map_err(StoreError::unavailable)?;
+        let items = self
+            .insert_items(user, claim)
+            .map_err(StoreError::unavailable)?;
         let mut attempt = 1;
         loop {
             let result = self
@@ -204,7 +210,10 @@ impl UserStore for DynamoStore {
     async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
         let now_ms = millis(request.now);
         let now_s = now_ms / 1000;
-        let expires_at = (request.now + RETENTION).duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let expires_at = (request.now + RETENTION)
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
         // An expired record may be replaced but could be deleted in between; a couple of rounds
         // settle it.
         for _ in 0..3 {
@@ -228,9 +237,8 @@ impl UserStore for DynamoStore {
                 .expression_attribute_values(":in_progress", s(IN_PROGRESS))
                 .send()
                 .await;
-            match result_of_claim(put)? {
-                true => return Ok(ClaimOutcome::Claimed),
-                false => {}
+            if result_of_claim(put)? {
+                return Ok(ClaimOutcome::Claimed);
             }
             let Some(existing) = self.read_claim(&request.scoped_key).await? else {
                 continue;
@@ -254,7 +262,9 @@ impl UserStore for DynamoStore {
                 return Ok(ClaimOutcome::InProgress { retry_after });
             }
         }
-        Err(StoreError::Unavailable("the idempotency record kept changing".into()))
+        Err(StoreError::Unavailable(
+            "the idempotency record kept changing".into(),
+        ))
     }
 
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
@@ -272,7 +282,13 @@ impl UserStore for DynamoStore {
         match result {
             Ok(_) => Ok(()),
             // Someone else holds the key now: nothing of ours is left to release.
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
             Err(error) => Err(StoreError::unavailable(error)),
         }
     }
@@ -282,7 +298,13 @@ impl UserStore for DynamoStore {
 fn result_of_claim<R>(result: Result<R, SdkError<PutItemError>>) -> Result<bool, StoreError> {
     match result {
         Ok(_) => Ok(true),
-        Err(error) if error.as_service_error().is_some_and(PutItemError::is_conditional_check_failed_exception) => Ok(false),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(PutItemError::is_conditional_check_failed_exception) =>
+        {
+            Ok(false)
+        }
         Err(error) => Err(StoreError::unavailable(error)),
     }
 }
@@ -296,10 +318,16 @@ enum Cancellation {
 
 /// Reads why DynamoDB cancelled an insert transaction, by the position of the failed item.
 fn cancellation(error: &SdkError<TransactWriteItemsError>) -> Cancellation {
-    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error() else {
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+        error.as_service_error()
+    else {
         return Cancellation::Other;
     };
-    let codes: Vec<&str> = cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
+    let codes: Vec<&str> = cancelled
+        .cancellation_reasons()
+        .iter()
+        .map(|r| r.code().unwrap_or("None"))
+        .collect();
     match codes.as_slice() {
         [_, "ConditionalCheckFailed", ..] => Cancellation::EmailTaken,
         [_, _, "ConditionalCheckFailed"] => Cancellation::ClaimLost,
@@ -321,7 +349,9 @@ fn user_from_item(item: &Item) -> Result<User, StoreError> {
 fn string<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(value)) => Ok(value),
-        _ => Err(StoreError::Corrupt(format!("attribute {name} is not a string"))),
+        _ => Err(StoreError::Corrupt(format!(
+            "attribute {name} is not a string"
+        ))),
     }
 }
 
@@ -330,7 +360,9 @@ fn number(item: &Item, name: &str) -> Result<u64, StoreError> {
         Some(AttributeValue::N(value)) => value
             .parse()
             .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a whole number"))),
-        _ => Err(StoreError::Corrupt(format!("attribute {name} is not a number"))),
+        _ => Err(StoreError::Corrupt(format!(
+            "attribute {name} is not a number"
+        ))),
     }
 }
 
@@ -343,5 +375,6 @@ fn n(value: u64) -> AttributeValue {
 }
 
 fn millis(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -54,7 +54,9 @@ async fn create(
         let deadline = UNIX_EPOCH + Duration::from_millis(context.deadline);
         ClaimRequest::new(&key, http::caller(request), &body, user.id(), deadline, now)
     });
-    Ok(Reply::Created(service::create_user(store, user, claim).await?))
+    Ok(Reply::Created(
+        service::create_user(store, user, claim).await?,
+    ))
 }
 
 async fn get(store: &impl UserStore, request: &Request) -> Result<Reply, ApiError> {
@@ -79,7 +81,10 @@ async fn list(
         .more
         .then(|| page.users.last().map(|last| cursor_key.encode(last.id())))
         .flatten();
-    Ok(Reply::Page { items: page.users, next_cursor })
+    Ok(Reply::Page {
+        items: page.users,
+        next_cursor,
+    })
 }
 
 /// Renders the outcome and writes the request's one summary line (never a body or email).
@@ -88,7 +93,11 @@ fn finish(outcome: &Result<Reply, ApiError>, context: &Context) -> Response {
     match outcome {
         Ok(_) => tracing::info!(status = response.status_code, "request done"),
         Err(error) => {
-            tracing::info!(status = response.status_code, code = error.code(), "request done");
+            tracing::info!(
+                status = response.status_code,
+                code = error.code(),
+                "request done"
+            );
         }
     }
     response

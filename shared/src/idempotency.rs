@@ -62,7 +62,10 @@ impl ClaimRequest {
     }
 
     pub fn claim(&self) -> Claim {
-        Claim { scoped_key: self.scoped_key.clone(), user: self.user }
+        Claim {
+            scoped_key: self.scoped_key.clone(),
+            user: self.user,
+        }
     }
 }
 
@@ -80,7 +83,9 @@ pub enum ClaimOutcome {
     /// The key completed earlier with the same body: answer with this user.
     Replay(UserId),
     /// The first request with this key is still running.
-    InProgress { retry_after: Duration },
+    InProgress {
+        retry_after: Duration,
+    },
     /// The key was used with a different body.
     Reused,
 }
@@ -98,7 +103,13 @@ mod tests {
         assert!(IdempotencyKey::parse(b"a").is_ok());
         assert!(IdempotencyKey::parse(&[b'k'; 128]).is_ok());
         assert!(IdempotencyKey::parse(b"with space ~").is_ok());
-        for bad in [&b""[..], &[b'k'; 129], b"tab\there", b"caf\xc3\xa9", b"nul\0"] {
+        for bad in [
+            &b""[..],
+            &[b'k'; 129],
+            b"tab\there",
+            b"caf\xc3\xa9",
+            b"nul\0",
+        ] {
             assert!(IdempotencyKey::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -36,7 +36,9 @@ static ENDPOINT: LazyLock<String> = LazyLock::new(|| {
         runtime.block_on(async move {
             let served = xtask::embedded::serve(None, 0, std::future::pending()).await;
             let (address, server) = served.expect("Dynoxide starts");
-            sender.send(format!("http://{address}")).expect("the harness waits for the address");
+            sender
+                .send(format!("http://{address}"))
+                .expect("the harness waits for the address");
             server.await.expect("Dynoxide runs until the tests end");
         });
     });
@@ -92,20 +94,37 @@ impl App {
     pub async fn new() -> Self {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let client = xtask::local_client(&ENDPOINT).await;
-        let run = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or_default();
-        let suffix = format!("{}-{run}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        let run = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or_default();
+        let suffix = format!(
+            "{}-{run}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
         let template = xtask::template::Template::load(&workspace_root().join("template.yaml"))
             .expect("template.yaml loads");
         let mut names = Vec::new();
         for table in template.tables().expect("template.yaml defines tables") {
             let name = format!("{}-{suffix}", table.logical_id);
-            table.create(&client, &name).await.expect("the table is created");
+            table
+                .create(&client, &name)
+                .await
+                .expect("the table is created");
             names.push((table.logical_id, name));
         }
         let name_of = |id: &str| {
-            names.iter().find(|(logical, _)| logical == id).map(|(_, n)| n.clone()).expect("table in template")
+            names
+                .iter()
+                .find(|(logical, _)| logical == id)
+                .map(|(_, n)| n.clone())
+                .expect("table in template")
         };
-        let tables = Tables { users: name_of("UsersTable"), idempotency: name_of("IdempotencyTable") };
+        let tables = Tables {
+            users: name_of("UsersTable"),
+            idempotency: name_of("IdempotencyTable"),
+        };
         Self {
             store: DynamoStore::new(client.clone(), tables.clone()),
             client,
@@ -116,9 +135,13 @@ impl App {
 
     /// Invokes `function`'s handler with an API Gateway event, as Lambda would.
     pub async fn invoke(&self, function: Function, event: &Value) -> Reply {
-        let request: Request = serde_json::from_value(event.clone()).expect("an API Gateway HTTP API event");
+        let request: Request =
+            serde_json::from_value(event.clone()).expect("an API Gateway HTTP API event");
         let mut context = Context::default();
-        context.request_id = format!("test-{}", users::domain::UserId::generate(SystemTime::now()));
+        context.request_id = format!(
+            "test-{}",
+            users::domain::UserId::generate(SystemTime::now())
+        );
         context.deadline = deadline_millis(TIMEOUT);
         let event = LambdaEvent::new(request, context);
         let response = match function {
@@ -132,19 +155,35 @@ impl App {
     /// Stores a user as create-user would, bypassing the HTTP layer.
     pub async fn seed_user(&self, user: &User) {
         use users::store::UserStore;
-        self.store.insert(user, None).await.expect("the seed user is stored");
+        self.store
+            .insert(user, None)
+            .await
+            .expect("the seed user is stored");
     }
 
     /// Holds `event`'s idempotency key for its body, as a request still running would.
     pub async fn seed_in_flight(&self, event: &Value) {
         use users::store::UserStore;
-        let key = event["headers"]["idempotency-key"].as_str().expect("an idempotency-key header");
+        let key = event["headers"]["idempotency-key"]
+            .as_str()
+            .expect("an idempotency-key header");
         let key = idempotency::IdempotencyKey::parse(key.as_bytes()).expect("a valid key");
         let body = event["body"].as_str().unwrap_or_default().as_bytes();
         let now = SystemTime::now();
         let user = users::domain::UserId::generate(now);
-        let request = idempotency::ClaimRequest::new(&key, None, body, user, now + Duration::from_secs(600), now);
-        let outcome = self.store.claim(&request).await.expect("the claim is stored");
+        let request = idempotency::ClaimRequest::new(
+            &key,
+            None,
+            body,
+            user,
+            now + Duration::from_secs(600),
+            now,
+        );
+        let outcome = self
+            .store
+            .claim(&request)
+            .await
+            .expect("the claim is stored");
         assert_eq!(outcome, idempotency::ClaimOutcome::Claimed);
     }
 
@@ -164,7 +203,8 @@ impl App {
                     .await
                     .expect("the table scans");
                 items.extend(page.items().iter().map(|item| {
-                    let mut fields: Vec<String> = item.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+                    let mut fields: Vec<String> =
+                        item.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
                     fields.sort();
                     format!("{table}: {}", fields.join(", "))
                 }));
@@ -181,7 +221,12 @@ impl App {
 
 fn deadline_millis(timeout: Duration) -> u64 {
     let deadline = SystemTime::now() + timeout;
-    deadline.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default().try_into().unwrap_or(u64::MAX)
+    deadline
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default()
+        .try_into()
+        .unwrap_or(u64::MAX)
 }
 
 fn decode(response: Response) -> Reply {
@@ -189,11 +234,15 @@ fn decode(response: Response) -> Reply {
         Some(Body::Text(text)) => text,
         other => panic!("responses are JSON text, got {other:?}"),
     };
-    assert!(!response.is_base64_encoded, "JSON responses are not base64-encoded");
+    assert!(
+        !response.is_base64_encoded,
+        "JSON responses are not base64-encoded"
+    );
     Reply {
         status: u16::try_from(response.status_code).expect("an HTTP status"),
         headers: response.headers,
-        body: serde_json::from_str(&text).unwrap_or_else(|e| panic!("the body is JSON ({e}): {text}")),
+        body: serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("the body is JSON ({e}): {text}")),
     }
 }
 
@@ -211,23 +260,35 @@ pub fn events(function: Function) -> Vec<(PathBuf, u16, Value)> {
         .filter(|path| path.extension().is_some_and(|e| e == "json"))
         .collect();
     paths.sort();
-    paths.into_iter().map(|path| {
-        let status = expected_status(&path);
-        (path.clone(), status, read_event(&path))
-    }).collect()
+    paths
+        .into_iter()
+        .map(|path| {
+            let status = expected_status(&path);
+            (path.clone(), status, read_event(&path))
+        })
+        .collect()
 }
 
 pub fn read_event(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
 pub fn event(function: Function, name: &str) -> Value {
-    read_event(&workspace_root().join("events").join(function.name()).join(format!("{name}.json")))
+    read_event(
+        &workspace_root()
+            .join("events")
+            .join(function.name())
+            .join(format!("{name}.json")),
+    )
 }
 
 fn expected_status(path: &Path) -> u16 {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     name.get(..3)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("{name} does not start with the status it must produce"))

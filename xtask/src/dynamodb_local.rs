@@ -16,7 +16,10 @@ impl DynamoDbLocal {
         let dir = tools::dynamodb_local()?;
         let port = free_port()?;
         let child = Command::new("java")
-            .arg(format!("-Djava.library.path={}", dir.join("DynamoDBLocal_lib").display()))
+            .arg(format!(
+                "-Djava.library.path={}",
+                dir.join("DynamoDBLocal_lib").display()
+            ))
             .arg("-jar")
             .arg(dir.join("DynamoDBLocal.jar"))
             .args(["-inMemory", "-disableTelemetry", "-port", &port.to_string()])
@@ -24,7 +27,10 @@ impl DynamoDbLocal {
             .stdout(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start DynamoDB Local (is Java 17 installed?): {e}"))?;
-        let mut local = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let mut local = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Some(status) = local.child.try_wait()? {
@@ -47,5 +53,7 @@ impl Drop for DynamoDbLocal {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

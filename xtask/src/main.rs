@@ -1,1 +1,33 @@
-fn main() {}
+//! `cargo xtask dev`: run the service locally. `cargo xtask test`: every check CI runs.
+
+mod commands;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage:
+  cargo xtask dev [--port PORT] [--data-dir DIR]
+      Serves the API on http://127.0.0.1:PORT (default 9000) with cargo lambda watch, on an
+      embedded Dynoxide whose data lives in DIR (default .local/). Ctrl-C stops everything.
+  cargo xtask test
+      fmt, clippy, the test suite on Dynoxide and on DynamoDB Local, and a smoke test of
+      `cargo xtask dev` with the README's examples.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("dev") => commands::dev::Options::parse(&args[1..]).and_then(commands::dev::run),
+        Some("test") if args.len() == 1 => commands::test::run(),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

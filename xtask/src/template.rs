@@ -5,8 +5,8 @@ use std::path::Path;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use serde_yaml_ng::{Mapping, Value};
 
@@ -46,17 +46,25 @@ impl Template {
             .and_then(Value::as_mapping)
             .cloned()
             .unwrap_or_default();
-        Ok(Self { resources, globals_env })
+        Ok(Self {
+            resources,
+            globals_env,
+        })
     }
 
     pub fn tables(&self) -> Result<Vec<Table>> {
         self.resources
             .iter()
-            .filter(|(_, resource)| resource.get("Type").and_then(Value::as_str) == Some("AWS::DynamoDB::Table"))
+            .filter(|(_, resource)| {
+                resource.get("Type").and_then(Value::as_str) == Some("AWS::DynamoDB::Table")
+            })
             .map(|(id, resource)| {
                 let id = id.as_str().ok_or("a resource id is not a string")?;
-                let properties = resource.get("Properties").ok_or_else(|| format!("{id} has no Properties"))?;
-                Table::from_properties(id, properties).map_err(|e| format!("table {id}: {e}").into())
+                let properties = resource
+                    .get("Properties")
+                    .ok_or_else(|| format!("{id} has no Properties"))?;
+                Table::from_properties(id, properties)
+                    .map_err(|e| format!("table {id}: {e}").into())
             })
             .collect()
     }
@@ -71,12 +79,19 @@ impl Template {
             .and_then(|p| p.get("Environment"))
             .and_then(|e| e.get("Variables"))
             .and_then(Value::as_mapping);
-        let tables: Vec<String> = self.tables().unwrap_or_default().into_iter().map(|t| t.logical_id).collect();
+        let tables: Vec<String> = self
+            .tables()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| t.logical_id)
+            .collect();
         self.globals_env
             .iter()
             .chain(own.into_iter().flatten())
             .filter_map(|(name, value)| {
-                let Value::Tagged(tagged) = value else { return None };
+                let Value::Tagged(tagged) = value else {
+                    return None;
+                };
                 let target = tagged.value.as_str()?;
                 (tagged.tag == "Ref" && tables.iter().any(|t| t == target))
                     .then(|| Some((name.as_str()?.to_owned(), target.to_owned())))?
@@ -87,7 +102,11 @@ impl Template {
     /// The logical ids of the functions whose `Metadata.BuildProperties.Binary` is `binary`.
     pub fn function_for_binary(&self, binary: &str) -> Option<String> {
         self.resources.iter().find_map(|(id, resource)| {
-            let built = resource.get("Metadata")?.get("BuildProperties")?.get("Binary")?.as_str()?;
+            let built = resource
+                .get("Metadata")?
+                .get("BuildProperties")?
+                .get("Binary")?
+                .as_str()?;
             (built == binary).then(|| id.as_str().map(str::to_owned))?
         })
     }
@@ -115,16 +134,29 @@ impl Table {
             Some(_) => list(properties, "GlobalSecondaryIndexes")?
                 .iter()
                 .map(|index| {
-                    let projection = index.get("Projection").ok_or("an index has no Projection")?;
+                    let projection = index
+                        .get("Projection")
+                        .ok_or("an index has no Projection")?;
                     let kind = ProjectionType::from(text(projection, "ProjectionType")?);
                     let non_key = projection
                         .get("NonKeyAttributes")
                         .and_then(Value::as_sequence)
-                        .map(|names| names.iter().filter_map(Value::as_str).map(str::to_owned).collect());
+                        .map(|names| {
+                            names
+                                .iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_owned)
+                                .collect()
+                        });
                     Ok(GlobalSecondaryIndex::builder()
                         .index_name(text(index, "IndexName")?)
                         .set_key_schema(Some(key_schema(index)?))
-                        .projection(Projection::builder().projection_type(kind).set_non_key_attributes(non_key).build())
+                        .projection(
+                            Projection::builder()
+                                .projection_type(kind)
+                                .set_non_key_attributes(non_key)
+                                .build(),
+                        )
                         .build()?)
                 })
                 .collect::<Result<Vec<_>>>()?,
@@ -156,18 +188,37 @@ impl Table {
             .await;
         match created {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => return Ok(()),
-            Err(e) => return Err(format!("cannot create table {name}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)).into()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) =>
+            {
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(format!(
+                    "cannot create table {name}: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                )
+                .into());
+            }
         }
         if let Some(attribute) = &self.ttl_attribute {
-            let spec = TimeToLiveSpecification::builder().attribute_name(attribute).enabled(true).build()?;
+            let spec = TimeToLiveSpecification::builder()
+                .attribute_name(attribute)
+                .enabled(true)
+                .build()?;
             client
                 .update_time_to_live()
                 .table_name(name)
                 .time_to_live_specification(spec)
                 .send()
                 .await
-                .map_err(|e| format!("cannot enable TTL on {name}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+                .map_err(|e| {
+                    format!(
+                        "cannot enable TTL on {name}: {}",
+                        aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                    )
+                })?;
         }
         Ok(())
     }
@@ -186,11 +237,17 @@ fn key_schema(value: &Value) -> Result<Vec<KeySchemaElement>> {
 }
 
 fn list<'a>(value: &'a Value, key: &str) -> Result<&'a Vec<Value>> {
-    value.get(key).and_then(Value::as_sequence).ok_or_else(|| format!("{key} is missing or not a list").into())
+    value
+        .get(key)
+        .and_then(Value::as_sequence)
+        .ok_or_else(|| format!("{key} is missing or not a list").into())
 }
 
 fn text<'a>(value: &'a Value, key: &str) -> Result<&'a str> {
-    value.get(key).and_then(Value::as_str).ok_or_else(|| format!("{key} is missing or not a string").into())
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("{key} is missing or not a string").into())
 }
 
 #[cfg(test)]
@@ -199,16 +256,22 @@ mod tests {
 
     #[test]
     fn reads_the_project_template() {
-        let template = Template::load(&crate::workspace_root().join("template.yaml")).expect("loads");
+        let template =
+            Template::load(&crate::workspace_root().join("template.yaml")).expect("loads");
         let tables = template.tables().expect("tables");
         let names: Vec<&str> = tables.iter().map(|t| t.logical_id.as_str()).collect();
         assert_eq!(names, ["UsersTable", "IdempotencyTable"]);
         assert_eq!(tables[0].indexes.len(), 1);
         assert_eq!(tables[1].ttl_attribute.as_deref(), Some("expires_at"));
-        let function = template.function_for_binary("list-users").expect("list-users is built");
+        let function = template
+            .function_for_binary("list-users")
+            .expect("list-users is built");
         assert_eq!(
             template.table_variables(&function),
-            [("USERS_TABLE".into(), "UsersTable".into()), ("IDEMPOTENCY_TABLE".into(), "IdempotencyTable".into())]
+            [
+                ("USERS_TABLE".into(), "UsersTable".into()),
+                ("IDEMPOTENCY_TABLE".into(), "IdempotencyTable".into())
+            ]
         );
     }
 }

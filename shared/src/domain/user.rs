@@ -29,7 +29,12 @@ impl User {
     /// Assigns an id and creation time to a new user.
     pub fn create(new: NewUser, now: SystemTime) -> Self {
         let id = UserId::generate(now);
-        Self { created_at: rfc3339_millis(id.timestamp()), id, name: new.name, email: new.email }
+        Self {
+            created_at: rfc3339_millis(id.timestamp()),
+            id,
+            name: new.name,
+            email: new.email,
+        }
     }
 
     /// Rebuilds a user from stored fields, checking each again.
@@ -64,9 +69,8 @@ impl User {
 }
 
 fn rfc3339_millis(at: SystemTime) -> String {
-    let format = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     OffsetDateTime::from(at)
         .format(format)
         .expect("a ULID timestamp is within the formattable range")

@@ -26,7 +26,9 @@ impl UserId {
         if !canonical {
             return Err(Invalid("not a valid user id"));
         }
-        Ulid::from_string(raw).map(Self).map_err(|_| Invalid("not a valid user id"))
+        Ulid::from_string(raw)
+            .map(Self)
+            .map_err(|_| Invalid("not a valid user id"))
     }
 
     pub fn from_bytes(bytes: [u8; 16]) -> Self {

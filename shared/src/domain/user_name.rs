@@ -53,7 +53,16 @@ mod tests {
 
     #[test]
     fn rejects_empty_control_and_bidi() {
-        for bad in ["", "   ", "\t\n", "Ada\u{0}", "Ada\u{7}x", "a\u{85}b", "\u{202E}evil", "x\u{2067}y"] {
+        for bad in [
+            "",
+            "   ",
+            "\t\n",
+            "Ada\u{0}",
+            "Ada\u{7}x",
+            "a\u{85}b",
+            "\u{202E}evil",
+            "x\u{2067}y",
+        ] {
             assert!(UserName::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

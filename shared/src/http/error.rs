@@ -96,9 +96,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::EmailTaken => Self::EmailTaken,
             ServiceError::KeyReused => Self::IdempotencyKeyReused,
             ServiceError::InProgress { retry_after } => Self::RequestInProgress { retry_after },
-            ServiceError::Store(crate::store::StoreError::Corrupt(_)) | ServiceError::LostReplay(_) => {
-                Self::Internal
-            }
+            ServiceError::Store(crate::store::StoreError::Corrupt(_))
+            | ServiceError::LostReplay(_) => Self::Internal,
             ServiceError::Store(_) => Self::Unavailable,
         }
     }

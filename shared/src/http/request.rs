@@ -72,7 +72,10 @@ pub fn new_user(body: &[u8]) -> Result<NewUser, ApiError> {
     let Members(members) = serde_json::from_slice(body).map_err(|_| ApiError::InvalidJson)?;
     let mut problems = Vec::new();
     let field = |name: &'static str| {
-        let mut values = members.iter().filter(|(key, _)| key == name).map(|(_, value)| value);
+        let mut values = members
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value);
         match (values.next(), values.next()) {
             (None, _) => Err(format!("{name}: is required")),
             (Some(_), Some(_)) => Err(format!("{name}: appears more than once")),
@@ -167,7 +170,9 @@ fn parse_limit(raw: &str) -> Option<usize> {
     if raw.is_empty() || raw.len() > 3 || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    raw.parse().ok().filter(|limit| (1..=MAX_LIMIT).contains(limit))
+    raw.parse()
+        .ok()
+        .filter(|limit| (1..=MAX_LIMIT).contains(limit))
 }
 
 #[cfg(test)]
@@ -192,14 +197,28 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_json_object_with_400() {
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-        for body in [&b""[..], b"nope", b"[]", b"\"x\"", b"null", b"42", b"{", b"{}x", b"\xff\xfe", deep.as_bytes()] {
+        for body in [
+            &b""[..],
+            b"nope",
+            b"[]",
+            b"\"x\"",
+            b"null",
+            b"42",
+            b"{",
+            b"{}x",
+            b"\xff\xfe",
+            deep.as_bytes(),
+        ] {
             assert_eq!(code(new_user(body)), "400 invalid_json", "{body:?}");
         }
     }
 
     #[test]
     fn names_every_failing_field_with_422() {
-        assert_eq!(code(new_user(b"{}")), "422 name: is required; email: is required");
+        assert_eq!(
+            code(new_user(b"{}")),
+            "422 name: is required; email: is required"
+        );
         assert_eq!(
             code(new_user(br#"{"name": 1, "email": "x", "admin": true}"#)),
             "422 name: must be a string; email: not a valid address; admin: unknown field"
@@ -208,10 +227,19 @@ mod tests {
             code(new_user(br#"{"name": "a", "name": "b", "email": "a@b.c"}"#)),
             "422 name: appears more than once"
         );
-        assert_eq!(code(new_user(br#"{"name": " ", "email": null}"#)), "422 name: must not be empty; email: must be a string");
-        let long_key = format!(r#"{{"name": "a", "email": "a@b.c", "{}\n": 1}}"#, "k".repeat(100));
+        assert_eq!(
+            code(new_user(br#"{"name": " ", "email": null}"#)),
+            "422 name: must not be empty; email: must be a string"
+        );
+        let long_key = format!(
+            r#"{{"name": "a", "email": "a@b.c", "{}\n": 1}}"#,
+            "k".repeat(100)
+        );
         let message = code(new_user(long_key.as_bytes()));
-        assert!(message.starts_with("422 kkk") && message.ends_with("…: unknown field"), "{message}");
+        assert!(
+            message.starts_with("422 kkk") && message.ends_with("…: unknown field"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -219,7 +247,19 @@ mod tests {
         assert_eq!(parse_limit("1"), Some(1));
         assert_eq!(parse_limit("100"), Some(100));
         assert_eq!(parse_limit("007"), Some(7));
-        for bad in ["", "0", "101", "-1", "+1", "1e3", "1.0", " 5", "0x10", "99999999999999999999", "٣"] {
+        for bad in [
+            "",
+            "0",
+            "101",
+            "-1",
+            "+1",
+            "1e3",
+            "1.0",
+            " 5",
+            "0x10",
+            "99999999999999999999",
+            "٣",
+        ] {
             assert_eq!(parse_limit(bad), None, "{bad:?}");
         }
     }

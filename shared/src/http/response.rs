@@ -10,7 +10,10 @@ use crate::domain::User;
 pub enum Reply {
     Created(User),
     Found(User),
-    Page { items: Vec<User>, next_cursor: Option<String> },
+    Page {
+        items: Vec<User>,
+        next_cursor: Option<String>,
+    },
 }
 
 #[derive(Serialize)]
@@ -42,9 +45,13 @@ pub fn render(outcome: &Result<Reply, ApiError>, request_id: &str) -> Response {
             (201, to_json(user))
         }
         Ok(Reply::Found(user)) => (200, to_json(user)),
-        Ok(Reply::Page { items, next_cursor }) => {
-            (200, to_json(&PageBody { items, next_cursor: next_cursor.as_deref() }))
-        }
+        Ok(Reply::Page { items, next_cursor }) => (
+            200,
+            to_json(&PageBody {
+                items,
+                next_cursor: next_cursor.as_deref(),
+            }),
+        ),
         Err(error) => {
             if let ApiError::MethodNotAllowed { allow } = error {
                 headers.insert("allow", HeaderValue::from_static(allow));
@@ -52,7 +59,11 @@ pub fn render(outcome: &Result<Reply, ApiError>, request_id: &str) -> Response {
             if let Some(seconds) = error.retry_after() {
                 headers.insert("retry-after", HeaderValue::from(seconds));
             }
-            let detail = ErrorDetail { code: error.code(), message: error.to_string(), request_id };
+            let detail = ErrorDetail {
+                code: error.code(),
+                message: error.to_string(),
+                request_id,
+            };
             (error.status(), to_json(&ErrorBody { error: detail }))
         }
     };

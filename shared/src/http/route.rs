@@ -14,7 +14,9 @@ pub enum Resource<'a> {
 /// (with `allow`) for a known path with another method.
 pub fn route(request: &Request) -> Result<Resource<'_>, ApiError> {
     let method = &request.request_context.http.method;
-    let segments = path(request).strip_prefix("/users").ok_or(ApiError::RouteNotFound)?;
+    let segments = path(request)
+        .strip_prefix("/users")
+        .ok_or(ApiError::RouteNotFound)?;
     if segments.is_empty() {
         return match *method {
             Method::POST => Ok(Resource::CreateUser),
@@ -71,15 +73,37 @@ mod tests {
     fn routes_the_three_operations() {
         assert_eq!(resolve(Method::POST, "/users"), Ok("CreateUser".into()));
         assert_eq!(resolve(Method::GET, "/users"), Ok("ListUsers".into()));
-        assert_eq!(resolve(Method::GET, "/users/abc"), Ok("GetUser { id: \"abc\" }".into()));
+        assert_eq!(
+            resolve(Method::GET, "/users/abc"),
+            Ok("GetUser { id: \"abc\" }".into())
+        );
     }
 
     #[test]
     fn refuses_other_methods_and_paths() {
-        assert_eq!(resolve(Method::DELETE, "/users"), Err("405 method_not_allowed".into()));
-        assert_eq!(resolve(Method::POST, "/users/abc"), Err("405 method_not_allowed".into()));
-        for path in ["/", "", "/user", "/usersx", "/users/", "/users/a/b", "/users//", "/admin/users"] {
-            assert_eq!(resolve(Method::GET, path), Err("404 not_found".into()), "{path}");
+        assert_eq!(
+            resolve(Method::DELETE, "/users"),
+            Err("405 method_not_allowed".into())
+        );
+        assert_eq!(
+            resolve(Method::POST, "/users/abc"),
+            Err("405 method_not_allowed".into())
+        );
+        for path in [
+            "/",
+            "",
+            "/user",
+            "/usersx",
+            "/users/",
+            "/users/a/b",
+            "/users//",
+            "/admin/users",
+        ] {
+            assert_eq!(
+                resolve(Method::GET, path),
+                Err("404 not_found".into()),
+                "{path}"
+            );
         }
     }
 

@@ -3,14 +3,23 @@ use users_tests::{App, Function, Reply, event, events};
 
 /// The user the replayed events may refer to (`get-user/200-known-id`, the duplicate email).
 pub fn ada() -> User {
-    User::restore("01JD3F5Q8K2X7V9M4T6B1N0C8R", "Ada Lovelace", "ada@example.com", "2024-11-20T00:22:21.715Z")
-        .expect("a valid user")
+    User::restore(
+        "01JD3F5Q8K2X7V9M4T6B1N0C8R",
+        "Ada Lovelace",
+        "ada@example.com",
+        "2024-11-20T00:22:21.715Z",
+    )
+    .expect("a valid user")
 }
 
 /// The status the contract gives each error code.
 pub fn status_of(code: &str) -> Option<u16> {
     Some(match code {
-        "invalid_json" | "invalid_id" | "invalid_limit" | "invalid_cursor" | "invalid_idempotency_key" => 400,
+        "invalid_json"
+        | "invalid_id"
+        | "invalid_limit"
+        | "invalid_cursor"
+        | "invalid_idempotency_key" => 400,
         "not_found" => 404,
         "method_not_allowed" => 405,
         "email_taken" | "request_in_progress" => 409,
@@ -41,7 +50,10 @@ pub fn contract_violations(reply: &Reply) -> Vec<String> {
         status => {
             let error = &reply.body["error"];
             if reply.code().and_then(status_of) != Some(status) {
-                problems.push(format!("code {:?} is not one of status {status}", reply.code()));
+                problems.push(format!(
+                    "code {:?} is not one of status {status}",
+                    reply.code()
+                ));
             }
             if error["request_id"].as_str() != Some(request_id) {
                 problems.push("error.request_id differs from x-request-id".to_owned());
@@ -49,13 +61,17 @@ pub fn contract_violations(reply: &Reply) -> Vec<String> {
             if error["message"].as_str().is_none_or(str::is_empty) {
                 problems.push("no error.message".to_owned());
             }
-            if error.as_object().map(|o| o.len()) != Some(3) || reply.body.as_object().map(|o| o.len()) != Some(1) {
+            if error.as_object().map(|o| o.len()) != Some(3)
+                || reply.body.as_object().map(|o| o.len()) != Some(1)
+            {
                 problems.push(format!("unexpected error body shape: {}", reply.body));
             }
             if status == 405 && reply.header("allow").is_none() {
                 problems.push("405 without allow".to_owned());
             }
-            if matches!(reply.code(), Some("request_in_progress" | "unavailable")) && reply.header("retry-after").is_none() {
+            if matches!(reply.code(), Some("request_in_progress" | "unavailable"))
+                && reply.header("retry-after").is_none()
+            {
                 problems.push("no retry-after".to_owned());
             }
         }
@@ -73,18 +89,26 @@ pub fn contract_violations(reply: &Reply) -> Vec<String> {
 async fn every_event_produces_the_status_its_name_states() {
     let app = App::new().await;
     app.seed_user(&ada()).await;
-    app.seed_in_flight(&event(Function::CreateUser, "409-request-in-progress")).await;
+    app.seed_in_flight(&event(Function::CreateUser, "409-request-in-progress"))
+        .await;
 
     let mut failures = Vec::new();
     let mut replayed = 0;
     for function in Function::ALL {
         for (path, status, event) in events(function) {
-            let name = path.strip_prefix(users_tests::workspace_root()).unwrap_or(&path).display().to_string();
+            let name = path
+                .strip_prefix(users_tests::workspace_root())
+                .unwrap_or(&path)
+                .display()
+                .to_string();
             let before = app.snapshot().await;
             let reply = app.invoke(function, &event).await;
             replayed += 1;
             if reply.status != status {
-                failures.push(format!("{name}: {} instead of {status}: {}", reply.status, reply.body));
+                failures.push(format!(
+                    "{name}: {} instead of {status}: {}",
+                    reply.status, reply.body
+                ));
             }
             for problem in contract_violations(&reply) {
                 failures.push(format!("{name}: {problem}"));
@@ -94,6 +118,11 @@ async fn every_event_produces_the_status_its_name_states() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {replayed} events failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {replayed} events failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(replayed >= 45, "only {replayed} events replayed");
 }

@@ -12,7 +12,11 @@ fn body(name: &str, email: &str) -> String {
 }
 
 async fn create(app: &App, name: &str, email: &str) -> Reply {
-    app.invoke(Function::CreateUser, &EventBuilder::create(&body(name, email)).build()).await
+    app.invoke(
+        Function::CreateUser,
+        &EventBuilder::create(&body(name, email)).build(),
+    )
+    .await
 }
 
 fn assert_contract(reply: &Reply) {
@@ -24,7 +28,9 @@ async fn all_pages(app: &App, limit: usize) -> Vec<Vec<Value>> {
     let mut pages = Vec::new();
     let mut query = format!("limit={limit}");
     loop {
-        let reply = app.invoke(Function::ListUsers, &EventBuilder::list(&query).build()).await;
+        let reply = app
+            .invoke(Function::ListUsers, &EventBuilder::list(&query).build())
+            .await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         assert_contract(&reply);
         pages.push(reply.body["items"].as_array().cloned().unwrap_or_default());
@@ -52,10 +58,15 @@ async fn create_then_get_then_list_across_pages() {
     for user in &created {
         let id = user["id"].as_str().expect("an id");
         assert_eq!(id.len(), 26);
-        let reply = app.invoke(Function::GetUser, &EventBuilder::get(id).build()).await;
+        let reply = app
+            .invoke(Function::GetUser, &EventBuilder::get(id).build())
+            .await;
         assert_eq!(reply.status, 200);
         assert_contract(&reply);
-        assert_eq!(&reply.body, user, "a read right after the 201 sees the user");
+        assert_eq!(
+            &reply.body, user,
+            "a read right after the 201 sees the user"
+        );
     }
 
     let pages = all_pages(&app, 3).await;
@@ -67,8 +78,14 @@ async fn create_then_get_then_list_across_pages() {
     assert_eq!(listed, newest_first, "every user once, newest first");
 
     let exact = all_pages(&app, 7).await;
-    assert_eq!(exact.iter().map(Vec::len).collect::<Vec<_>>(), [7], "no empty page after an exact fit");
-    let default = app.invoke(Function::ListUsers, &EventBuilder::list("").build()).await;
+    assert_eq!(
+        exact.iter().map(Vec::len).collect::<Vec<_>>(),
+        [7],
+        "no empty page after an exact fit"
+    );
+    let default = app
+        .invoke(Function::ListUsers, &EventBuilder::list("").build())
+        .await;
     assert_eq!(default.body["items"].as_array().map(Vec::len), Some(7));
 }
 
@@ -80,18 +97,33 @@ async fn users_created_while_paging_do_not_disturb_the_listing() {
         let reply = create(&app, "Before", &format!("before{i}@example.com")).await;
         ids.insert(reply.body["id"].as_str().expect("an id").to_owned());
     }
-    let first = app.invoke(Function::ListUsers, &EventBuilder::list("limit=2").build()).await;
+    let first = app
+        .invoke(Function::ListUsers, &EventBuilder::list("limit=2").build())
+        .await;
     for i in 0..5 {
-        assert_eq!(create(&app, "During", &format!("during{i}@example.com")).await.status, 201);
+        assert_eq!(
+            create(&app, "During", &format!("during{i}@example.com"))
+                .await
+                .status,
+            201
+        );
     }
     let mut seen: Vec<String> = Vec::new();
     let mut reply = first;
     loop {
         let items = reply.body["items"].as_array().cloned().unwrap_or_default();
-        seen.extend(items.iter().filter_map(|u| u["id"].as_str().map(str::to_owned)));
-        let Some(cursor) = reply.body["next_cursor"].as_str() else { break };
+        seen.extend(
+            items
+                .iter()
+                .filter_map(|u| u["id"].as_str().map(str::to_owned)),
+        );
+        let Some(cursor) = reply.body["next_cursor"].as_str() else {
+            break;
+        };
         let query = format!("limit=2&cursor={cursor}");
-        reply = app.invoke(Function::ListUsers, &EventBuilder::list(&query).build()).await;
+        reply = app
+            .invoke(Function::ListUsers, &EventBuilder::list(&query).build())
+            .await;
     }
     let unique: HashSet<String> = seen.iter().cloned().collect();
     assert_eq!(unique.len(), seen.len(), "no user repeats");
@@ -101,7 +133,10 @@ async fn users_created_while_paging_do_not_disturb_the_listing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_email_in_another_case_is_taken() {
     let app = App::new().await;
-    assert_eq!(create(&app, "Ada Lovelace", "Ada@Example.com").await.status, 201);
+    assert_eq!(
+        create(&app, "Ada Lovelace", "Ada@Example.com").await.status,
+        201
+    );
     let reply = create(&app, "Impostor", "ADA@EXAMPLE.COM").await;
     assert_eq!((reply.status, reply.code()), (409, Some("email_taken")));
     assert_contract(&reply);
@@ -116,7 +151,11 @@ async fn twenty_concurrent_creates_with_one_email_make_one_user() {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..20 {
         let app = Arc::clone(&app);
-        let email = if i % 2 == 0 { "race@example.com" } else { "RACE@example.com" };
+        let email = if i % 2 == 0 {
+            "race@example.com"
+        } else {
+            "RACE@example.com"
+        };
         tasks.spawn(async move { create(&app, &format!("Racer {i}"), email).await });
     }
     let mut statuses = Vec::new();
@@ -136,7 +175,9 @@ async fn twenty_concurrent_creates_with_one_email_make_one_user() {
 async fn an_idempotent_retry_returns_the_original_response() {
     let app = App::new().await;
     let first_body = body("Katherine Johnson", "katherine@example.com");
-    let request = EventBuilder::create(&first_body).header("idempotency-key", "key-1").build();
+    let request = EventBuilder::create(&first_body)
+        .header("idempotency-key", "key-1")
+        .build();
     let first = app.invoke(Function::CreateUser, &request).await;
     assert_eq!(first.status, 201);
     let retry = app.invoke(Function::CreateUser, &request).await;
@@ -146,47 +187,95 @@ async fn an_idempotent_retry_returns_the_original_response() {
     let before = app.snapshot().await;
 
     let other_body = body("Katherine Johnson", "katherine2@example.com");
-    let reused = EventBuilder::create(&other_body).header("idempotency-key", "key-1").build();
+    let reused = EventBuilder::create(&other_body)
+        .header("idempotency-key", "key-1")
+        .build();
     let reply = app.invoke(Function::CreateUser, &reused).await;
-    assert_eq!((reply.status, reply.code()), (422, Some("idempotency_key_reused")));
-    let respaced = EventBuilder::create(&first_body.replace(':', ": ")).header("idempotency-key", "key-1").build();
-    assert_eq!(app.invoke(Function::CreateUser, &respaced).await.status, 422, "bodies compare byte for byte");
+    assert_eq!(
+        (reply.status, reply.code()),
+        (422, Some("idempotency_key_reused"))
+    );
+    let respaced = EventBuilder::create(&first_body.replace(':', ": "))
+        .header("idempotency-key", "key-1")
+        .build();
+    assert_eq!(
+        app.invoke(Function::CreateUser, &respaced).await.status,
+        422,
+        "bodies compare byte for byte"
+    );
     assert_eq!(app.snapshot().await, before);
 
-    let other_key = EventBuilder::create(&first_body).header("idempotency-key", "key-2").build();
+    let other_key = EventBuilder::create(&first_body)
+        .header("idempotency-key", "key-2")
+        .build();
     let reply = app.invoke(Function::CreateUser, &other_key).await;
-    assert_eq!((reply.status, reply.code()), (409, Some("email_taken")), "another key is another request");
+    assert_eq!(
+        (reply.status, reply.code()),
+        (409, Some("email_taken")),
+        "another key is another request"
+    );
     let reply = app.invoke(Function::CreateUser, &other_key).await;
-    assert_eq!(reply.code(), Some("email_taken"), "a failed request released its key");
+    assert_eq!(
+        reply.code(),
+        Some("email_taken"),
+        "a failed request released its key"
+    );
     assert_eq!(all_pages(&app, 100).await.concat().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_retry_while_the_first_request_runs_is_told_to_wait() {
     let app = App::new().await;
-    let request = EventBuilder::create(&body("Mary Jackson", "mary@example.com")).header("idempotency-key", "busy").build();
+    let request = EventBuilder::create(&body("Mary Jackson", "mary@example.com"))
+        .header("idempotency-key", "busy")
+        .build();
     app.seed_in_flight(&request).await;
     let reply = app.invoke(Function::CreateUser, &request).await;
-    assert_eq!((reply.status, reply.code()), (409, Some("request_in_progress")));
+    assert_eq!(
+        (reply.status, reply.code()),
+        (409, Some("request_in_progress"))
+    );
     assert_contract(&reply);
-    let retry_after: u64 = reply.header("retry-after").and_then(|v| v.parse().ok()).expect("retry-after seconds");
+    let retry_after: u64 = reply
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("retry-after seconds");
     assert!((1..=600).contains(&retry_after), "{retry_after}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn base64_bodies_are_decoded_first() {
     let app = App::new().await;
-    let request = EventBuilder::create(&body("Alan Turing", "alan@example.com")).base64().build();
+    let request = EventBuilder::create(&body("Alan Turing", "alan@example.com"))
+        .base64()
+        .build();
     let reply = app.invoke(Function::CreateUser, &request).await;
     assert_eq!(reply.status, 201, "{}", reply.body);
     assert_eq!(reply.body["name"], "Alan Turing");
 
-    let at_limit = format!(r#"{{"name": "{}", "email": "x@example.com"}}"#, "n".repeat(16384 - 38));
+    let at_limit = format!(
+        r#"{{"name": "{}", "email": "x@example.com"}}"#,
+        "n".repeat(16384 - 38)
+    );
     assert_eq!(at_limit.len(), 16384);
-    let reply = app.invoke(Function::CreateUser, &EventBuilder::create(&at_limit).base64().build()).await;
-    assert_eq!((reply.status, reply.code()), (422, Some("validation_failed")), "16 KiB exactly is read");
+    let reply = app
+        .invoke(
+            Function::CreateUser,
+            &EventBuilder::create(&at_limit).base64().build(),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (422, Some("validation_failed")),
+        "16 KiB exactly is read"
+    );
     let over = format!("{at_limit} ");
-    let reply = app.invoke(Function::CreateUser, &EventBuilder::create(&over).base64().build()).await;
+    let reply = app
+        .invoke(
+            Function::CreateUser,
+            &EventBuilder::create(&over).base64().build(),
+        )
+        .await;
     assert_eq!(reply.status, 413, "the limit counts decoded bytes");
 }
 
@@ -196,19 +285,36 @@ async fn a_failing_store_answers_503_without_detail() {
     let broken = App {
         store: DynamoStore::new(
             app.client.clone(),
-            Tables { users: "missing-users-table".into(), idempotency: "missing-idempotency-table".into() },
+            Tables {
+                users: "missing-users-table".into(),
+                idempotency: "missing-idempotency-table".into(),
+            },
         ),
         ..app
     };
     for (function, event) in [
-        (Function::CreateUser, EventBuilder::create(&body("Ada", "ada@example.com")).build()),
-        (Function::GetUser, EventBuilder::get(&ada().id().to_string()).build()),
+        (
+            Function::CreateUser,
+            EventBuilder::create(&body("Ada", "ada@example.com")).build(),
+        ),
+        (
+            Function::GetUser,
+            EventBuilder::get(&ada().id().to_string()).build(),
+        ),
         (Function::ListUsers, EventBuilder::list("").build()),
     ] {
         let reply = broken.invoke(function, &event).await;
-        assert_eq!((reply.status, reply.code()), (503, Some("unavailable")), "{}", reply.body);
+        assert_eq!(
+            (reply.status, reply.code()),
+            (503, Some("unavailable")),
+            "{}",
+            reply.body
+        );
         assert_contract(&reply);
         let text = reply.body.to_string();
-        assert!(!text.contains("missing") && !text.contains("Resource") && !text.contains("arn:"), "{text}");
+        assert!(
+            !text.contains("missing") && !text.contains("Resource") && !text.contains("arn:"),
+            "{text}"
+        );
     }
 }

@@ -1,0 +1,138 @@
+//! The local run: Dynoxide with a data file, tables from template.yaml, `cargo lambda watch`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+use xtask::template::Template;
+use xtask::{LOCAL_AWS_ENV, LOCAL_CURSOR_SECRET, Result, embedded, tools, workspace_root};
+
+const FUNCTIONS: [&str; 3] = ["create-user", "get-user", "list-users"];
+
+pub struct Options {
+    port: u16,
+    data_dir: PathBuf,
+}
+
+impl Options {
+    pub fn parse(args: &[String]) -> Result<Self> {
+        let mut options = Self {
+            port: 9000,
+            data_dir: workspace_root().join(".local"),
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
+            match arg.as_str() {
+                "--port" => {
+                    options.port = value.parse().map_err(|_| format!("bad port {value}"))?
+                }
+                "--data-dir" => options.data_dir = PathBuf::from(value),
+                other => return Err(format!("unknown option {other}").into()),
+            }
+        }
+        Ok(options)
+    }
+}
+
+pub fn run(options: Options) -> Result<()> {
+    let lambda_bin = tools::cargo_lambda()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(options, lambda_bin))
+}
+
+async fn serve(options: Options, lambda_bin: PathBuf) -> Result<()> {
+    let root = workspace_root();
+    std::fs::create_dir_all(&options.data_dir)?;
+    let database = options.data_dir.join("dynoxide.db");
+    let (stop_database, database_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (address, server) = embedded::serve(Some(&database), 0, async {
+        let _ = database_stopped.await;
+    })
+    .await?;
+    let endpoint = format!("http://{address}");
+    eprintln!("Dynoxide on {endpoint}, data in {}", database.display());
+
+    let template = Template::load(&root.join("template.yaml"))?;
+    let client = xtask::local_client(&endpoint).await;
+    for table in template.tables()? {
+        table.create(&client, &table.logical_id).await?;
+    }
+
+    let mut variables: Vec<(String, String)> = LOCAL_AWS_ENV
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    variables.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), endpoint.clone()));
+    variables.push(("CURSOR_SECRET".into(), LOCAL_CURSOR_SECRET.into()));
+    for binary in FUNCTIONS {
+        let function = template
+            .function_for_binary(binary)
+            .ok_or_else(|| format!("template.yaml builds no {binary}"))?;
+        variables.extend(template.table_variables(&function));
+    }
+    variables.sort();
+    variables.dedup();
+
+    eprintln!("building the functions");
+    let mut build = Command::new(cargo());
+    build.current_dir(&root).arg("build");
+    for function in FUNCTIONS {
+        build.args(["--package", function]);
+    }
+    if !build.status().await?.success() {
+        return Err("the functions do not build".into());
+    }
+
+    let path = std::env::join_paths(std::iter::once(lambda_bin).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))?;
+    let mut watch = Command::new(cargo());
+    watch
+        .current_dir(&root)
+        .env("PATH", path)
+        .envs(variables.iter().map(|(k, v)| (k, v)))
+        .args([
+            "lambda",
+            "watch",
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+            &options.port.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let mut watch = watch
+        .spawn()
+        .map_err(|e| format!("cannot start cargo lambda watch: {e}"))?;
+    eprintln!(
+        "the API is at http://127.0.0.1:{}/users; Ctrl-C stops it",
+        options.port
+    );
+
+    let outcome = tokio::select! {
+        status = watch.wait() => Err(format!("cargo lambda watch exited: {}", status?).into()),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    };
+    if outcome.is_ok() {
+        eprintln!("stopping");
+        // A terminal's Ctrl-C reached cargo lambda watch too; give it a moment to stop.
+        if tokio::time::timeout(Duration::from_secs(10), watch.wait())
+            .await
+            .is_err()
+        {
+            watch.kill().await?;
+        }
+    }
+    let _ = stop_database.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    outcome
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}

@@ -1,0 +1,199 @@
+//! Everything CI checks, in the order that fails fastest.
+
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use xtask::dynamodb_local::DynamoDbLocal;
+use xtask::tools;
+use xtask::{LOCAL_AWS_ENV, Result, workspace_root};
+
+/// The port the README's examples use.
+const DEV_PORT: u16 = 9000;
+
+pub fn run() -> Result<()> {
+    let root = workspace_root();
+    step("cargo fmt --check");
+    tools::run(cargo(&root).args(["fmt", "--all", "--check"]))?;
+    step("cargo clippy");
+    tools::run(cargo(&root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--quiet",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+
+    step("tests on the embedded Dynoxide");
+    tools::run(
+        cargo(&root)
+            .args(["test", "--workspace"])
+            .env_remove("AWS_ENDPOINT_URL_DYNAMODB"),
+    )?;
+
+    step("tests on the official DynamoDB Local");
+    let local = DynamoDbLocal::start()?;
+    tools::run(
+        cargo(&root)
+            .args(["test", "--package", "users-tests"])
+            .env("AWS_ENDPOINT_URL_DYNAMODB", &local.endpoint),
+    )?;
+    drop(local);
+
+    step("smoke test of `cargo xtask dev` with the README's examples");
+    smoke_test(&root)
+}
+
+fn smoke_test(root: &Path) -> Result<()> {
+    let lambda_bin = tools::cargo_lambda()?;
+    if TcpStream::connect(("127.0.0.1", DEV_PORT)).is_ok() {
+        return Err(format!("port {DEV_PORT} is taken: stop what listens there first").into());
+    }
+    let data = tempdir()?;
+    let dev = Command::new(std::env::current_exe()?)
+        .args(["dev", "--port", &DEV_PORT.to_string(), "--data-dir"])
+        .arg(&data)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .process_group(0)
+        .spawn()?;
+    let mut dev = Stopper(dev);
+    wait_for_port(&mut dev.0, Duration::from_secs(900))?;
+
+    let examples = readme_examples(root)?;
+    let output = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &examples])
+        .current_dir(root)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    if !output.status.success() {
+        return Err(format!(
+            "the README's examples failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    let found = stdout.matches(r#""name":"Ada Lovelace""#).count();
+    if found < 3 || stdout.contains(r#""error""#) {
+        return Err("the README's examples did not create, read and list Ada Lovelace".into());
+    }
+
+    let path = std::env::join_paths([
+        lambda_bin.as_os_str(),
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ])?;
+    let invoked = Command::new("cargo")
+        .args([
+            "lambda",
+            "invoke",
+            "get-user",
+            "--data-file",
+            "events/get-user/404-unknown-id.json",
+        ])
+        .args([
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+            &DEV_PORT.to_string(),
+        ])
+        .env("PATH", path)
+        .current_dir(root)
+        .output()?;
+    if !String::from_utf8_lossy(&invoked.stdout).contains("not_found") {
+        return Err(format!("cargo lambda invoke did not reach get-user: {invoked:?}").into());
+    }
+
+    let status = dev.interrupt(Duration::from_secs(60))?;
+    std::fs::remove_dir_all(&data)?;
+    if !status.success() {
+        return Err(format!("`cargo xtask dev` did not stop cleanly on Ctrl-C: {status}").into());
+    }
+    println!("smoke test: 1 passed, 0 failed");
+    Ok(())
+}
+
+/// The shell block under "## Call it" in the README.
+fn readme_examples(root: &Path) -> Result<String> {
+    let readme = std::fs::read_to_string(root.join("README.md"))?;
+    let section = readme
+        .split("## Call it")
+        .nth(1)
+        .ok_or("the README has no \"## Call it\" section")?;
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next());
+    block
+        .map(str::to_owned)
+        .ok_or_else(|| "no ```sh block under \"## Call it\"".into())
+}
+
+fn wait_for_port(dev: &mut Child, limit: Duration) -> Result<()> {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", DEV_PORT)).is_err() {
+        if let Some(status) = dev.try_wait()? {
+            return Err(format!("`cargo xtask dev` exited early: {status}").into());
+        }
+        if started.elapsed() > limit {
+            return Err(format!("nothing listened on {DEV_PORT} within {limit:?}").into());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Ok(())
+}
+
+/// The dev process group, interrupted as a terminal's Ctrl-C would, and killed if left behind.
+struct Stopper(Child);
+
+impl Stopper {
+    fn interrupt(&mut self, limit: Duration) -> Result<std::process::ExitStatus> {
+        signal_group(self.0.id(), "INT");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.0.try_wait()? {
+                return Ok(status);
+            }
+            if started.elapsed() > limit {
+                return Err(format!("`cargo xtask dev` still ran {limit:?} after Ctrl-C").into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        signal_group(self.0.id(), "KILL");
+        let _ = self.0.wait();
+    }
+}
+
+fn signal_group(leader: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg("--")
+        .arg(format!("-{leader}"))
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn tempdir() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("users-service-smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.current_dir(root).envs(LOCAL_AWS_ENV);
+    command
+}
+
+fn step(name: &str) {
+    println!("\n==> {name}");
+}
