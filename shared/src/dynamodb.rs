@@ -14,12 +14,14 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
-use aws_sdk_dynamodb::error::{BuildError, SdkError};
+use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use ulid::Ulid;
 
 use crate::domain::{User, UserId};
 use crate::idempotency::{Claim, ClaimOutcome, ClaimRequest, RETENTION};
@@ -78,7 +80,7 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(StoreError::unavailable)?;
+            .map_err(failure)?;
         Ok(output.item)
     }
 
@@ -135,7 +137,7 @@ impl UserStore for DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(StoreError::unavailable)?;
+            .map_err(failure)?;
         output.item.as_ref().map(user_from_item).transpose()
     }
 
@@ -163,7 +165,7 @@ impl UserStore for DynamoStore {
                     .expression_attribute_values(":before", s(before.to_string())),
                 None => query.key_condition_expression("#listing = :listing"),
             };
-            let output = query.send().await.map_err(StoreError::unavailable)?;
+            let output = query.send().await.map_err(failure)?;
             for item in output.items() {
                 users.push(user_from_item(item)?);
             }
@@ -180,16 +182,17 @@ impl UserStore for DynamoStore {
     async fn insert(&self, user: &User, claim: Option<&Claim>) -> Result<(), StoreError> {
         let items = self
             .insert_items(user, claim)
-            .map_err(StoreError::unavailable)?;
+            .map_err(|e| StoreError::Refused(e.into()))?;
         let mut attempt = 1;
         loop {
             let result = self
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
-                // The user id is unique to this request: an SDK retry after a lost response
-                // is then recognised by DynamoDB instead of failing on its own first write.
-                .client_request_token(user.id().to_string())
+                // Fresh for each attempt of ours, kept by the SDK's own retries: a retry after
+                // a lost response is then recognised by DynamoDB instead of failing on the
+                // conditions its first write made true.
+                .client_request_token(Ulid::new().to_string())
                 .send()
                 .await;
             match result {
@@ -201,7 +204,7 @@ impl UserStore for DynamoStore {
                         tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
                         attempt += 1;
                     }
-                    _ => return Err(StoreError::unavailable(error)),
+                    _ => return Err(failure(error)),
                 },
             }
         }
@@ -251,7 +254,12 @@ impl UserStore for DynamoStore {
                 return Ok(ClaimOutcome::Reused);
             }
             let holder = string(&existing, "user_id")?;
-            if string(&existing, "state")? == COMPLETED {
+            let state = string(&existing, "state")?;
+            if state == IN_PROGRESS && holder == request.user.to_string() {
+                // Our own write, answered late: an SDK retry of the put found it in place.
+                return Ok(ClaimOutcome::Claimed);
+            }
+            if state == COMPLETED {
                 let user = UserId::parse(holder).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 return Ok(ClaimOutcome::Replay(user));
             }
@@ -289,8 +297,39 @@ impl UserStore for DynamoStore {
             {
                 Ok(())
             }
-            Err(error) => Err(StoreError::unavailable(error)),
+            Err(error) => Err(failure(error)),
         }
+    }
+}
+
+/// Sorts an SDK failure by whether a retry may help: timeouts, connection failures, throttling
+/// and DynamoDB's own 5xx may pass; anything else DynamoDB refused will not.
+fn failure<E>(error: SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    const TRANSIENT: [&str; 6] = [
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+        "InternalServerError",
+    ];
+    let transient = match &error {
+        SdkError::ServiceError(_) => {
+            error.code().is_some_and(|code| TRANSIENT.contains(&code))
+                || error
+                    .raw_response()
+                    .is_some_and(|r| r.status().is_server_error())
+        }
+        SdkError::ConstructionFailure(_) => false,
+        _ => true,
+    };
+    if transient {
+        StoreError::Unavailable(Box::new(error))
+    } else {
+        StoreError::Refused(Box::new(error))
     }
 }
 
@@ -305,7 +344,7 @@ fn result_of_claim<R>(result: Result<R, SdkError<PutItemError>>) -> Result<bool,
         {
             Ok(false)
         }
-        Err(error) => Err(StoreError::unavailable(error)),
+        Err(error) => Err(failure(error)),
     }
 }
 

@@ -1,8 +1,10 @@
 //! The three functions' handlers: parse the request, call the service, render the outcome.
 
 use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::FutureExt;
 use lambda_http::{Context, LambdaEvent};
 
 use crate::cursor::CursorKey;
@@ -16,7 +18,11 @@ pub async fn create_user(
     store: &impl UserStore,
     event: LambdaEvent<Request>,
 ) -> Result<Response, Infallible> {
-    let outcome = create(store, &event.payload, &event.context).await;
+    let outcome = guarded(
+        &event.context,
+        create(store, &event.payload, &event.context),
+    )
+    .await;
     Ok(finish(&outcome, &event.context))
 }
 
@@ -24,7 +30,7 @@ pub async fn get_user(
     store: &impl UserStore,
     event: LambdaEvent<Request>,
 ) -> Result<Response, Infallible> {
-    let outcome = get(store, &event.payload).await;
+    let outcome = guarded(&event.context, get(store, &event.payload)).await;
     Ok(finish(&outcome, &event.context))
 }
 
@@ -33,7 +39,7 @@ pub async fn list_users(
     cursor_key: &CursorKey,
     event: LambdaEvent<Request>,
 ) -> Result<Response, Infallible> {
-    let outcome = list(store, cursor_key, &event.payload).await;
+    let outcome = guarded(&event.context, list(store, cursor_key, &event.payload)).await;
     Ok(finish(&outcome, &event.context))
 }
 
@@ -84,6 +90,49 @@ async fn list(
     Ok(Reply::Page {
         items: page.users,
         next_cursor,
+    })
+}
+
+/// What is kept of the invocation's time to send the answer after the work gave up.
+const ANSWER_MARGIN: Duration = Duration::from_millis(500);
+
+/// Runs a request's work within the invocation's deadline, less [`ANSWER_MARGIN`], so a slow
+/// DynamoDB gets the contract's `503` rather than a Lambda timeout; and turns a panic into
+/// `500 internal`, so the execution environment keeps serving.
+async fn guarded(
+    context: &Context,
+    work: impl Future<Output = Result<Reply, ApiError>>,
+) -> Result<Reply, ApiError> {
+    let work = AssertUnwindSafe(work).catch_unwind();
+    let finished = match remaining(context).map(|left| left.saturating_sub(ANSWER_MARGIN)) {
+        // Too late to start: a write begun now could not be answered.
+        Some(budget) if budget.is_zero() => {
+            tracing::error!("the invocation had no time left to start");
+            return Err(ApiError::Unavailable);
+        }
+        Some(budget) => tokio::time::timeout(budget, work).await,
+        None => Ok(work.await),
+    };
+    match finished {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_)) => {
+            tracing::error!("request handling panicked");
+            Err(ApiError::Internal)
+        }
+        Err(_) => {
+            tracing::error!("the request ran out of time");
+            Err(ApiError::Unavailable)
+        }
+    }
+}
+
+/// Time left until the invocation's deadline; `None` when the runtime gave none.
+fn remaining(context: &Context) -> Option<Duration> {
+    let deadline = UNIX_EPOCH.checked_add(Duration::from_millis(context.deadline))?;
+    (context.deadline > 0).then(|| {
+        deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
     })
 }
 

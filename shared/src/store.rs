@@ -18,16 +18,15 @@ pub enum StoreError {
     EmailTaken,
     #[error("the idempotency claim was taken over by another request")]
     ClaimLost,
-    #[error("the store failed or timed out: {0}")]
+    /// Throttled, timed out, unreachable or failing on its side: a retry may succeed.
+    #[error("the store is unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Refused the request itself (permissions, a missing table, a malformed call): a bug or
+    /// a misconfiguration, which a retry does not mend.
+    #[error("the store refused the request: {0}")]
+    Refused(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("a stored item is not a valid user: {0}")]
     Corrupt(String),
-}
-
-impl StoreError {
-    pub fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self::Unavailable(Box::new(error))
-    }
 }
 
 pub trait UserStore: Send + Sync {

@@ -18,6 +18,7 @@ use users::cursor::CursorKey;
 use users::domain::User;
 use users::dynamodb::{DynamoStore, Tables};
 use users::http::{Request, Response};
+use users::store::UserStore;
 use users::{handlers, idempotency};
 
 /// The function timeout of template.yaml: the deadline each test invocation gets.
@@ -135,6 +136,18 @@ impl App {
 
     /// Invokes `function`'s handler with an API Gateway event, as Lambda would.
     pub async fn invoke(&self, function: Function, event: &Value) -> Reply {
+        self.invoke_with(&self.store, function, event, TIMEOUT)
+            .await
+    }
+
+    /// Invokes `function`'s handler on `store`, with `time_left` before the invocation's deadline.
+    pub async fn invoke_with(
+        &self,
+        store: &impl UserStore,
+        function: Function,
+        event: &Value,
+        time_left: Duration,
+    ) -> Reply {
         let request: Request =
             serde_json::from_value(event.clone()).expect("an API Gateway HTTP API event");
         let mut context = Context::default();
@@ -142,19 +155,18 @@ impl App {
             "test-{}",
             users::domain::UserId::generate(SystemTime::now())
         );
-        context.deadline = deadline_millis(TIMEOUT);
+        context.deadline = deadline_millis(time_left);
         let event = LambdaEvent::new(request, context);
         let response = match function {
-            Function::CreateUser => handlers::create_user(&self.store, event).await,
-            Function::GetUser => handlers::get_user(&self.store, event).await,
-            Function::ListUsers => handlers::list_users(&self.store, &self.cursor_key, event).await,
+            Function::CreateUser => handlers::create_user(store, event).await,
+            Function::GetUser => handlers::get_user(store, event).await,
+            Function::ListUsers => handlers::list_users(store, &self.cursor_key, event).await,
         };
         decode(response.unwrap_or_else(|never| match never {}))
     }
 
     /// Stores a user as create-user would, bypassing the HTTP layer.
     pub async fn seed_user(&self, user: &User) {
-        use users::store::UserStore;
         self.store
             .insert(user, None)
             .await
@@ -163,7 +175,6 @@ impl App {
 
     /// Holds `event`'s idempotency key for its body, as a request still running would.
     pub async fn seed_in_flight(&self, event: &Value) {
-        use users::store::UserStore;
         let key = event["headers"]["idempotency-key"]
             .as_str()
             .expect("an idempotency-key header");

@@ -1,4 +1,4 @@
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -30,7 +30,8 @@ impl User {
     pub fn create(new: NewUser, now: SystemTime) -> Self {
         let id = UserId::generate(now);
         Self {
-            created_at: rfc3339_millis(id.timestamp()),
+            created_at: rfc3339_millis(id.timestamp())
+                .expect("the clock reads a year before 10000"),
             id,
             name: new.name,
             email: new.email,
@@ -40,7 +41,7 @@ impl User {
     /// Rebuilds a user from stored fields, checking each again.
     pub fn restore(id: &str, name: &str, email: &str, created_at: &str) -> Result<Self, Invalid> {
         let id = UserId::parse(id)?;
-        if created_at != rfc3339_millis(id.timestamp()) {
+        if rfc3339_millis(id.timestamp()).as_deref() != Some(created_at) {
             return Err(Invalid("created_at does not match the id"));
         }
         Ok(Self {
@@ -68,12 +69,13 @@ impl User {
     }
 }
 
-fn rfc3339_millis(at: SystemTime) -> String {
+/// `None` past the year 9999, which a ULID can encode but this format cannot.
+fn rfc3339_millis(at: SystemTime) -> Option<String> {
     let format =
         format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    OffsetDateTime::from(at)
-        .format(format)
-        .expect("a ULID timestamp is within the formattable range")
+    let nanos = at.duration_since(UNIX_EPOCH).ok()?.as_nanos();
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::try_from(nanos).ok()?).ok()?;
+    at.format(format).ok()
 }
 
 fn serialize_display<S: serde::Serializer>(id: &UserId, s: S) -> Result<S::Ok, S::Error> {
@@ -91,7 +93,7 @@ fn serialize_email<S: serde::Serializer>(email: &Email, s: S) -> Result<S::Ok, S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::Duration;
 
     fn ada() -> NewUser {
         NewUser {
@@ -120,5 +122,15 @@ mod tests {
         assert_eq!(restored, Ok(user.clone()));
         assert!(User::restore(&id, "Ada", "ada@example.com", "2020-01-01T00:00:00.000Z").is_err());
         assert!(User::restore(&id, "", "ada@example.com", user.created_at()).is_err());
+        let far_future = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ";
+        assert!(
+            User::restore(
+                far_future,
+                "Ada",
+                "ada@example.com",
+                "10889-08-02T05:31:50.655Z"
+            )
+            .is_err()
+        );
     }
 }

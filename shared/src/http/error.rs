@@ -109,6 +109,10 @@ impl From<ServiceError> for ApiError {
                 tracing::error!(error = %DisplayErrorContext(&error), "idempotency record without its user");
                 Self::Internal
             }
+            ServiceError::Store(error @ StoreError::Refused(_)) => {
+                tracing::error!(error = %DisplayErrorContext(&error), "DynamoDB refused a request");
+                Self::Internal
+            }
             ServiceError::Store(error) => {
                 tracing::error!(error = %DisplayErrorContext(&error), "DynamoDB failed");
                 Self::Unavailable

@@ -4,7 +4,7 @@ use std::fmt;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::{ApiError, MAX_BODY_BYTES, Request};
 use crate::cursor::CursorKey;
@@ -79,12 +79,14 @@ pub fn new_user(body: &[u8]) -> Result<NewUser, ApiError> {
         match (values.next(), values.next()) {
             (None, _) => Err(format!("{name}: is required")),
             (Some(_), Some(_)) => Err(format!("{name}: appears more than once")),
-            (Some(Value::String(value)), None) => Ok(value.as_str()),
-            (Some(_), None) => Err(format!("{name}: must be a string")),
+            (Some(value), None) => serde_json::from_str::<String>(value.get())
+                .map_err(|_| format!("{name}: must be a string")),
         }
     };
-    let name = field("name").and_then(|raw| UserName::parse(raw).map_err(|e| format!("name: {e}")));
-    let email = field("email").and_then(|raw| Email::parse(raw).map_err(|e| format!("email: {e}")));
+    let name =
+        field("name").and_then(|raw| UserName::parse(&raw).map_err(|e| format!("name: {e}")));
+    let email =
+        field("email").and_then(|raw| Email::parse(&raw).map_err(|e| format!("email: {e}")));
     for (key, _) in &members {
         if key != "name" && key != "email" {
             problems.push(format!("{}: unknown field", printable(key)));
@@ -110,8 +112,9 @@ fn printable(key: &str) -> String {
     shown
 }
 
-/// A JSON object's members in order, duplicates kept, so that none is silently dropped.
-struct Members(Vec<(String, Value)>);
+/// A JSON object's members in order, duplicates kept so that none is silently dropped, values
+/// left unparsed so that a number beyond `f64` is a wrong value (422), not broken JSON (400).
+struct Members(Vec<(String, Box<RawValue>)>);
 
 impl<'de> Deserialize<'de> for Members {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -230,6 +233,22 @@ mod tests {
         assert_eq!(
             code(new_user(br#"{"name": " ", "email": null}"#)),
             "422 name: must not be empty; email: must be a string"
+        );
+        assert_eq!(
+            code(new_user(
+                br#"{"name": 1e400, "email": "a@b.c", "x": -1e999}"#
+            )),
+            "422 name: must be a string; x: unknown field"
+        );
+        assert_eq!(
+            code(new_user(
+                br#"{"name": "\u00e9\ud83e\udd80", "email": "a@b.c"}"#
+            )),
+            "ok"
+        );
+        assert_eq!(
+            code(new_user(br#"{"name": "\ud800", "email": "a@b.c"}"#)),
+            "422 name: must be a string"
         );
         let long_key = format!(
             r#"{{"name": "a", "email": "a@b.c", "{}\n": 1}}"#,

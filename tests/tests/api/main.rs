@@ -1,5 +1,6 @@
 //! The users API against a real DynamoDB-compatible server: every event in `events/`, then
 //! the scenarios the contract describes.
 
+mod failures;
 mod replay;
 mod scenarios;

@@ -2,10 +2,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::Value;
-use users::dynamodb::{DynamoStore, Tables};
 use users_tests::{App, EventBuilder, Function, Reply};
 
-use crate::replay::{ada, contract_violations};
+use crate::replay::contract_violations;
 
 fn body(name: &str, email: &str) -> String {
     serde_json::json!({ "name": name, "email": email }).to_string()
@@ -277,44 +276,4 @@ async fn base64_bodies_are_decoded_first() {
         )
         .await;
     assert_eq!(reply.status, 413, "the limit counts decoded bytes");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_failing_store_answers_503_without_detail() {
-    let app = App::new().await;
-    let broken = App {
-        store: DynamoStore::new(
-            app.client.clone(),
-            Tables {
-                users: "missing-users-table".into(),
-                idempotency: "missing-idempotency-table".into(),
-            },
-        ),
-        ..app
-    };
-    for (function, event) in [
-        (
-            Function::CreateUser,
-            EventBuilder::create(&body("Ada", "ada@example.com")).build(),
-        ),
-        (
-            Function::GetUser,
-            EventBuilder::get(&ada().id().to_string()).build(),
-        ),
-        (Function::ListUsers, EventBuilder::list("").build()),
-    ] {
-        let reply = broken.invoke(function, &event).await;
-        assert_eq!(
-            (reply.status, reply.code()),
-            (503, Some("unavailable")),
-            "{}",
-            reply.body
-        );
-        assert_contract(&reply);
-        let text = reply.body.to_string();
-        assert!(
-            !text.contains("missing") && !text.contains("Resource") && !text.contains("arn:"),
-            "{text}"
-        );
-    }
 }

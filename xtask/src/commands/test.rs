@@ -110,7 +110,7 @@ fn smoke_test(root: &Path) -> Result<()> {
     if !status.success() {
         return Err(format!("`cargo xtask dev` did not stop cleanly on Ctrl-C: {status}").into());
     }
-    println!("smoke test: 1 passed, 0 failed");
+    println!("smoke: 1 passed, 0 failed");
     Ok(())
 }
 

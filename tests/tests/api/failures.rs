@@ -1,0 +1,197 @@
+//! What clients get when a dependency or the code itself fails: a contract answer, nothing
+//! half-written, nothing internal revealed, and a process that keeps serving.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use users::domain::{User, UserId};
+use users::dynamodb::{DynamoStore, Tables};
+use users::idempotency::{Claim, ClaimOutcome, ClaimRequest, IdempotencyKey};
+use users::store::{Page, StoreError, UserStore};
+use users_tests::{App, EventBuilder, Function, Reply};
+
+use crate::replay::{ada, contract_violations};
+
+fn create_event() -> serde_json::Value {
+    EventBuilder::create(r#"{"name": "Ada", "email": "ada@example.com"}"#).build()
+}
+
+fn all_functions() -> [(Function, serde_json::Value); 3] {
+    [
+        (Function::CreateUser, create_event()),
+        (
+            Function::GetUser,
+            EventBuilder::get(&ada().id().to_string()).build(),
+        ),
+        (Function::ListUsers, EventBuilder::list("").build()),
+    ]
+}
+
+fn assert_reveals_nothing(reply: &Reply) {
+    let problems = contract_violations(reply);
+    assert!(problems.is_empty(), "{problems:?} in {reply:?}");
+    let text = reply.body.to_string();
+    for secret in [
+        "missing",
+        "Resource",
+        "Exception",
+        "arn:",
+        "dynamodb",
+        "127.0.0.1",
+    ] {
+        assert!(!text.contains(secret), "{secret} revealed in {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_dynamodb_refuses_is_a_500_that_reveals_nothing() {
+    let app = App::new().await;
+    let missing = Tables {
+        users: "missing-users".into(),
+        idempotency: "missing-keys".into(),
+    };
+    let store = DynamoStore::new(app.client.clone(), missing);
+    for (function, event) in all_functions() {
+        let reply = app
+            .invoke_with(&store, function, &event, Duration::from_secs(10))
+            .await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (500, Some("internal")),
+            "{}",
+            reply.body
+        );
+        assert_reveals_nothing(&reply);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_dynamodb_is_a_503_with_retry_after() {
+    let app = App::new().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a port")
+        .local_addr()
+        .expect("an address");
+    let client = xtask::local_client(&format!("http://{closed}")).await;
+    let store = DynamoStore::new(client, app.tables.clone());
+    for (function, event) in all_functions() {
+        let reply = app
+            .invoke_with(&store, function, &event, Duration::from_secs(10))
+            .await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (503, Some("unavailable")),
+            "{}",
+            reply.body
+        );
+        assert_eq!(reply.header("retry-after"), Some("1"));
+        assert_reveals_nothing(&reply);
+    }
+    assert!(app.snapshot().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn work_that_would_outlive_the_invocation_gives_up_with_503() {
+    let app = App::new().await;
+    let reply = app
+        .invoke_with(
+            &app.store,
+            Function::CreateUser,
+            &create_event(),
+            Duration::from_millis(100),
+        )
+        .await;
+    assert_eq!((reply.status, reply.code()), (503, Some("unavailable")));
+    assert_reveals_nothing(&reply);
+    assert!(app.snapshot().await.is_empty(), "nothing half-written");
+    let reply = app.invoke(Function::CreateUser, &create_event()).await;
+    assert_eq!(
+        reply.status, 201,
+        "the next request with time to spare succeeds"
+    );
+}
+
+/// The real store, except that its first read panics, as a bug would.
+struct PanicsOnce {
+    store: DynamoStore,
+    panicked: AtomicBool,
+}
+
+impl UserStore for PanicsOnce {
+    async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        assert!(
+            self.panicked.swap(true, Ordering::SeqCst),
+            "a bug in request handling"
+        );
+        self.store.get(id).await
+    }
+    async fn list(&self, before: Option<UserId>, limit: usize) -> Result<Page, StoreError> {
+        self.store.list(before, limit).await
+    }
+    async fn insert(&self, user: &User, claim: Option<&Claim>) -> Result<(), StoreError> {
+        self.store.insert(user, claim).await
+    }
+    async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
+        self.store.claim(request).await
+    }
+    async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
+        self.store.release(claim).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panic_is_a_500_and_the_next_request_is_served() {
+    let app = App::new().await;
+    app.seed_user(&ada()).await;
+    let store = PanicsOnce {
+        store: app.store.clone(),
+        panicked: AtomicBool::new(false),
+    };
+    let event = EventBuilder::get(&ada().id().to_string()).build();
+    let reply = app
+        .invoke_with(&store, Function::GetUser, &event, Duration::from_secs(10))
+        .await;
+    assert_eq!((reply.status, reply.code()), (500, Some("internal")));
+    assert_eq!(reply.body["error"]["message"], "internal error");
+    assert_reveals_nothing(&reply);
+    let reply = app
+        .invoke_with(&store, Function::GetUser, &event, Duration::from_secs(10))
+        .await;
+    assert_eq!(reply.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_retried_after_a_lost_answer_is_still_ours() {
+    let app = App::new().await;
+    let key = IdempotencyKey::parse(b"lost-answer").expect("a valid key");
+    let now = SystemTime::now();
+    let mine = ClaimRequest::new(
+        &key,
+        None,
+        b"{}",
+        UserId::generate(now),
+        now + Duration::from_secs(10),
+        now,
+    );
+    assert_eq!(
+        app.store.claim(&mine).await.expect("claims"),
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(
+        app.store.claim(&mine).await.expect("claims"),
+        ClaimOutcome::Claimed,
+        "the SDK's retry"
+    );
+    let other = ClaimRequest::new(
+        &key,
+        None,
+        b"{}",
+        UserId::generate(now),
+        now + Duration::from_secs(10),
+        now,
+    );
+    assert!(matches!(
+        app.store.claim(&other).await,
+        Ok(ClaimOutcome::InProgress { .. })
+    ));
+}
