@@ -37,27 +37,26 @@ pub fn json_body(request: &Request) -> Result<Cow<'_, [u8]>, ApiError> {
 }
 
 fn is_json_media_type(request: &Request) -> bool {
-    let mut values = request.headers.get_all("content-type").iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return false;
-    };
-    let Ok(value) = value.to_str() else {
-        return false;
-    };
-    let essence = value.split(';').next().unwrap_or_default().trim();
-    essence.eq_ignore_ascii_case("application/json")
+    let value = request
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok());
+    let essence = value
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default();
+    essence.trim().eq_ignore_ascii_case("application/json")
 }
 
-/// The optional `idempotency-key` header; sent twice, it is refused.
+/// The optional `idempotency-key` header.
 pub fn idempotency_key(request: &Request) -> Result<Option<IdempotencyKey>, ApiError> {
-    let mut values = request.headers.get_all("idempotency-key").iter();
-    match (values.next(), values.next()) {
-        (None, _) => Ok(None),
-        (Some(value), None) => IdempotencyKey::parse(value.as_bytes())
-            .map(Some)
-            .map_err(|_| ApiError::InvalidIdempotencyKey),
-        (Some(_), Some(_)) => Err(ApiError::InvalidIdempotencyKey),
-    }
+    request
+        .headers
+        .get("idempotency-key")
+        .map(|value| IdempotencyKey::parse(value.as_bytes()))
+        .transpose()
+        .map_err(|_| ApiError::InvalidIdempotencyKey)
 }
 
 /// The subject of the JWT authorizer, when one is on: idempotency keys are scoped to it.

@@ -16,15 +16,24 @@ fn create_event() -> serde_json::Value {
     EventBuilder::create(r#"{"name": "Ada", "email": "ada@example.com"}"#).build()
 }
 
-fn all_functions() -> [(Function, serde_json::Value); 3] {
-    [
+/// Each function's answer to an ordinary request, served from `store`.
+async fn answers(app: &App, store: &DynamoStore) -> Vec<Reply> {
+    let requests = [
         (Function::CreateUser, create_event()),
         (
             Function::GetUser,
             EventBuilder::get(&ada().id().to_string()).build(),
         ),
         (Function::ListUsers, EventBuilder::list("").build()),
-    ]
+    ];
+    let mut replies = Vec::new();
+    for (function, event) in requests {
+        replies.push(
+            app.invoke_with(store, function, &event, Duration::from_secs(10))
+                .await,
+        );
+    }
+    replies
 }
 
 fn assert_reveals_nothing(reply: &Reply) {
@@ -51,10 +60,7 @@ async fn a_table_dynamodb_refuses_is_a_500_that_reveals_nothing() {
         idempotency: "missing-keys".into(),
     };
     let store = DynamoStore::new(app.client.clone(), missing);
-    for (function, event) in all_functions() {
-        let reply = app
-            .invoke_with(&store, function, &event, Duration::from_secs(10))
-            .await;
+    for reply in answers(&app, &store).await {
         assert_eq!(
             (reply.status, reply.code()),
             (500, Some("internal")),
@@ -74,10 +80,7 @@ async fn an_unreachable_dynamodb_is_a_503_with_retry_after() {
         .expect("an address");
     let client = xtask::local_client(&format!("http://{closed}")).await;
     let store = DynamoStore::new(client, app.tables.clone());
-    for (function, event) in all_functions() {
-        let reply = app
-            .invoke_with(&store, function, &event, Duration::from_secs(10))
-            .await;
+    for reply in answers(&app, &store).await {
         assert_eq!(
             (reply.status, reply.code()),
             (503, Some("unavailable")),
@@ -165,33 +168,19 @@ async fn a_claim_retried_after_a_lost_answer_is_still_ours() {
     let app = App::new().await;
     let key = IdempotencyKey::parse(b"lost-answer").expect("a valid key");
     let now = SystemTime::now();
-    let mine = ClaimRequest::new(
-        &key,
-        None,
-        b"{}",
-        UserId::generate(now),
-        now + Duration::from_secs(10),
-        now,
-    );
+    let request_for =
+        |user| ClaimRequest::new(&key, None, b"{}", user, now + Duration::from_secs(10), now);
+    let mine = request_for(UserId::generate(now));
     assert_eq!(
         app.store.claim(&mine).await.expect("claims"),
         ClaimOutcome::Claimed
     );
+    let retried = app.store.claim(&mine).await.expect("claims");
     assert_eq!(
-        app.store.claim(&mine).await.expect("claims"),
+        retried,
         ClaimOutcome::Claimed,
-        "the SDK's retry"
+        "the SDK's retry of the same put"
     );
-    let other = ClaimRequest::new(
-        &key,
-        None,
-        b"{}",
-        UserId::generate(now),
-        now + Duration::from_secs(10),
-        now,
-    );
-    assert!(matches!(
-        app.store.claim(&other).await,
-        Ok(ClaimOutcome::InProgress { .. })
-    ));
+    let other = app.store.claim(&request_for(UserId::generate(now))).await;
+    assert!(matches!(other, Ok(ClaimOutcome::InProgress { .. })));
 }
