@@ -57,8 +57,15 @@ async fn create(
     let now = SystemTime::now();
     let user = User::create(new_user, now);
     let claim = key.map(|key| {
-        let deadline = UNIX_EPOCH + Duration::from_millis(context.deadline);
-        ClaimRequest::new(&key, http::caller(request), &body, user.id(), deadline, now)
+        let in_flight_until = deadline(context).unwrap_or(now + FUNCTION_TIMEOUT);
+        ClaimRequest::new(
+            &key,
+            http::caller(request),
+            &body,
+            user.id(),
+            in_flight_until,
+            now,
+        )
     });
     Ok(Reply::Created(
         service::create_user(store, user, claim).await?,
@@ -93,6 +100,10 @@ async fn list(
     })
 }
 
+/// The function timeout of template.yaml: how long an in-flight idempotency claim blocks its
+/// key when the runtime gives no deadline.
+const FUNCTION_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What is kept of the invocation's time to send the answer after the work gave up.
 const ANSWER_MARGIN: Duration = Duration::from_millis(500);
 
@@ -104,7 +115,13 @@ async fn guarded(
     work: impl Future<Output = Result<Reply, ApiError>>,
 ) -> Result<Reply, ApiError> {
     let work = AssertUnwindSafe(work).catch_unwind();
-    let finished = match remaining(context).map(|left| left.saturating_sub(ANSWER_MARGIN)) {
+    let budget = deadline(context).map(|deadline| {
+        let left = deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        left.saturating_sub(ANSWER_MARGIN)
+    });
+    let finished = match budget {
         // Too late to start: a write begun now could not be answered.
         Some(budget) if budget.is_zero() => {
             tracing::error!("the invocation had no time left to start");
@@ -126,14 +143,12 @@ async fn guarded(
     }
 }
 
-/// Time left until the invocation's deadline; `None` when the runtime gave none.
-fn remaining(context: &Context) -> Option<Duration> {
+/// The invocation's deadline, unless the runtime gave none or one already past, as
+/// `cargo lambda watch` does (a fixed 600000 ms, in 1970): Lambda never runs a handler after
+/// its deadline.
+fn deadline(context: &Context) -> Option<SystemTime> {
     let deadline = UNIX_EPOCH.checked_add(Duration::from_millis(context.deadline))?;
-    (context.deadline > 0).then(|| {
-        deadline
-            .duration_since(SystemTime::now())
-            .unwrap_or_default()
-    })
+    (deadline > SystemTime::now()).then_some(deadline)
 }
 
 /// Renders the outcome and writes the request's one summary line (never a body or email).

@@ -136,17 +136,18 @@ impl App {
 
     /// Invokes `function`'s handler with an API Gateway event, as Lambda would.
     pub async fn invoke(&self, function: Function, event: &Value) -> Reply {
-        self.invoke_with(&self.store, function, event, TIMEOUT)
+        self.invoke_with(&self.store, function, event, deadline_in(TIMEOUT))
             .await
     }
 
-    /// Invokes `function`'s handler on `store`, with `time_left` before the invocation's deadline.
+    /// Invokes `function`'s handler on `store`, with the invocation's deadline in milliseconds
+    /// since the epoch, as the Runtime API gives it.
     pub async fn invoke_with(
         &self,
         store: &impl UserStore,
         function: Function,
         event: &Value,
-        time_left: Duration,
+        deadline_ms: u64,
     ) -> Reply {
         let request: Request =
             serde_json::from_value(event.clone()).expect("an API Gateway HTTP API event");
@@ -155,7 +156,7 @@ impl App {
             "test-{}",
             users::domain::UserId::generate(SystemTime::now())
         );
-        context.deadline = deadline_millis(time_left);
+        context.deadline = deadline_ms;
         let event = LambdaEvent::new(request, context);
         let response = match function {
             Function::CreateUser => handlers::create_user(store, event).await,
@@ -230,8 +231,9 @@ impl App {
     }
 }
 
-fn deadline_millis(timeout: Duration) -> u64 {
-    let deadline = SystemTime::now() + timeout;
+/// The deadline of an invocation that has `time_left`.
+pub fn deadline_in(time_left: Duration) -> u64 {
+    let deadline = SystemTime::now() + time_left;
     deadline
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())

@@ -8,7 +8,7 @@ use users::domain::{User, UserId};
 use users::dynamodb::{DynamoStore, Tables};
 use users::idempotency::{Claim, ClaimOutcome, ClaimRequest, IdempotencyKey};
 use users::store::{Page, StoreError, UserStore};
-use users_tests::{App, EventBuilder, Function, Reply};
+use users_tests::{App, EventBuilder, Function, Reply, deadline_in};
 
 use crate::replay::{ada, contract_violations};
 
@@ -29,8 +29,13 @@ async fn answers(app: &App, store: &DynamoStore) -> Vec<Reply> {
     let mut replies = Vec::new();
     for (function, event) in requests {
         replies.push(
-            app.invoke_with(store, function, &event, Duration::from_secs(10))
-                .await,
+            app.invoke_with(
+                store,
+                function,
+                &event,
+                deadline_in(Duration::from_secs(10)),
+            )
+            .await,
         );
     }
     replies
@@ -101,7 +106,7 @@ async fn work_that_would_outlive_the_invocation_gives_up_with_503() {
             &app.store,
             Function::CreateUser,
             &create_event(),
-            Duration::from_millis(100),
+            deadline_in(Duration::from_millis(100)),
         )
         .await;
     assert_eq!((reply.status, reply.code()), (503, Some("unavailable")));
@@ -152,13 +157,23 @@ async fn a_panic_is_a_500_and_the_next_request_is_served() {
     };
     let event = EventBuilder::get(&ada().id().to_string()).build();
     let reply = app
-        .invoke_with(&store, Function::GetUser, &event, Duration::from_secs(10))
+        .invoke_with(
+            &store,
+            Function::GetUser,
+            &event,
+            deadline_in(Duration::from_secs(10)),
+        )
         .await;
     assert_eq!((reply.status, reply.code()), (500, Some("internal")));
     assert_eq!(reply.body["error"]["message"], "internal error");
     assert_reveals_nothing(&reply);
     let reply = app
-        .invoke_with(&store, Function::GetUser, &event, Duration::from_secs(10))
+        .invoke_with(
+            &store,
+            Function::GetUser,
+            &event,
+            deadline_in(Duration::from_secs(10)),
+        )
         .await;
     assert_eq!(reply.status, 200);
 }
@@ -183,4 +198,24 @@ async fn a_claim_retried_after_a_lost_answer_is_still_ours() {
     );
     let other = app.store.claim(&request_for(UserId::generate(now))).await;
     assert!(matches!(other, Ok(ClaimOutcome::InProgress { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runtime_that_gives_no_real_deadline_is_served() {
+    // cargo lambda watch sends a fixed deadline of 600000 ms, which is in 1970.
+    let app = App::new().await;
+    let request = EventBuilder::create(r#"{"name": "Ada", "email": "ada@example.com"}"#)
+        .header("idempotency-key", "watch")
+        .build();
+    let first = app
+        .invoke_with(&app.store, Function::CreateUser, &request, 600_000)
+        .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let retry = app
+        .invoke_with(&app.store, Function::CreateUser, &request, 600_000)
+        .await;
+    assert_eq!(
+        retry.body, first.body,
+        "the claim outlived the bogus deadline"
+    );
 }

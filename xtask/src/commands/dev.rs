@@ -78,14 +78,17 @@ async fn serve(options: Options, lambda_bin: PathBuf) -> Result<()> {
     variables.sort();
     variables.dedup();
 
-    eprintln!("building the functions");
-    let mut build = Command::new(cargo());
-    build.current_dir(&root).arg("build");
+    // Built one by one, as cargo lambda watch builds them, so that its first requests find
+    // them ready instead of compiling while the client waits.
     for function in FUNCTIONS {
-        build.args(["--package", function]);
-    }
-    if !build.status().await?.success() {
-        return Err("the functions do not build".into());
+        eprintln!("building {function}");
+        let built = Command::new(cargo())
+            .current_dir(&root)
+            .args(["build", "--bin", function])
+            .status();
+        if !built.await?.success() {
+            return Err(format!("{function} does not build").into());
+        }
     }
 
     let path = tools::path_with(&lambda_bin)?;
