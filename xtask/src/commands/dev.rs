@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 use xtask::template::Template;
-use xtask::{LOCAL_AWS_ENV, LOCAL_CURSOR_SECRET, Result, embedded, tools, workspace_root};
+use xtask::{Result, embedded, tools, workspace_root};
 
 const FUNCTIONS: [&str; 3] = ["create-user", "get-user", "list-users"];
 
@@ -63,17 +63,9 @@ async fn serve(options: Options, lambda_bin: PathBuf) -> Result<()> {
         table.create(&client, &table.logical_id).await?;
     }
 
-    let mut variables: Vec<(String, String)> = LOCAL_AWS_ENV
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    variables.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), endpoint.clone()));
-    variables.push(("CURSOR_SECRET".into(), LOCAL_CURSOR_SECRET.into()));
+    let mut variables = Vec::new();
     for binary in FUNCTIONS {
-        let function = template
-            .function_for_binary(binary)
-            .ok_or_else(|| format!("template.yaml builds no {binary}"))?;
-        variables.extend(template.table_variables(&function));
+        variables.extend(xtask::local_function_env(&template, binary, &endpoint)?);
     }
     variables.sort();
     variables.dedup();

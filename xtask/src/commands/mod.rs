@@ -1,2 +1,3 @@
+pub mod deploy_checks;
 pub mod dev;
 pub mod test;

@@ -4,8 +4,10 @@ use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use super::deploy_checks;
 use xtask::dynamodb_local::DynamoDbLocal;
 use xtask::tools;
 use xtask::{LOCAL_AWS_ENV, Result, workspace_root};
@@ -28,6 +30,9 @@ pub fn run() -> Result<()> {
         "warnings",
     ]))?;
 
+    step("template: sam validate, cfn-lint, least privilege, routes");
+    deploy_checks::validate(&root)?;
+
     step("tests on the embedded Dynoxide");
     tools::run(
         cargo(&root)
@@ -45,7 +50,18 @@ pub fn run() -> Result<()> {
     drop(local);
 
     step("smoke test of `cargo xtask dev` with the README's examples");
-    smoke_test(&root)
+    smoke_test(&root)?;
+
+    step("sam build for Graviton");
+    if deploy_checks::build(&root)? == deploy_checks::Architecture::Arm64 {
+        step("the arm64 bootstrap answers an event under qemu");
+        deploy_checks::run_arm64(&root)?;
+    }
+    println!(
+        "\nchecks: {} passed, 0 failed",
+        STEPS.load(Ordering::Relaxed)
+    );
+    Ok(())
 }
 
 fn smoke_test(root: &Path) -> Result<()> {
@@ -110,7 +126,6 @@ fn smoke_test(root: &Path) -> Result<()> {
     if !status.success() {
         return Err(format!("`cargo xtask dev` did not stop cleanly on Ctrl-C: {status}").into());
     }
-    println!("smoke: 1 passed, 0 failed");
     Ok(())
 }
 
@@ -191,6 +206,10 @@ fn cargo(root: &Path) -> Command {
     command
 }
 
+/// How many steps began; each one that fails ends the run.
+static STEPS: AtomicUsize = AtomicUsize::new(0);
+
 fn step(name: &str) {
+    STEPS.fetch_add(1, Ordering::Relaxed);
     println!("\n==> {name}");
 }

@@ -1,0 +1,164 @@
+"""Offline checks of template.yaml, run by `cargo xtask test` with the SAM tools installed.
+
+Transforms the SAM template to plain CloudFormation with samtranslator (written to the path given
+as the only argument, for cfn-lint), then checks that each function's role allows exactly the
+DynamoDB actions its code calls on exactly the tables and index it touches, that no inline policy
+grants `*`, and that the API's routes are the contract's and the local router's.
+"""
+
+import json
+import os
+import pathlib
+import sys
+import tomllib
+
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+# What each function's code calls (shared/src/dynamodb.rs), on what.
+EXPECTED_PERMISSIONS = {
+    "create-user": {
+        ("dynamodb:PutItem", "UsersTable.Arn"),
+        ("dynamodb:GetItem", "UsersTable.Arn"),
+        ("dynamodb:PutItem", "IdempotencyTable.Arn"),
+        ("dynamodb:GetItem", "IdempotencyTable.Arn"),
+        ("dynamodb:UpdateItem", "IdempotencyTable.Arn"),
+        ("dynamodb:DeleteItem", "IdempotencyTable.Arn"),
+    },
+    "get-user": {("dynamodb:GetItem", "UsersTable.Arn")},
+    "list-users": {("dynamodb:Query", "${UsersTable.Arn}/index/ByNewest")},
+}
+EXPECTED_MANAGED_POLICIES = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+}
+# The contract's routes (API.md), as (method, path, function).
+CONTRACT_ROUTES = {
+    ("POST", "/users", "create-user"),
+    ("GET", "/users/{id}", "get-user"),
+    ("GET", "/users", "list-users"),
+}
+
+
+class NoManagedPolicies:
+    """Offline: the template names no managed policy that would need IAM to resolve."""
+
+    def load(self):
+        return {}
+
+
+def text(value):
+    """An intrinsic as the text a reader would write: `X.Arn`, a Sub string, a Ref."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        (function, argument), = value.items()
+        if function == "Fn::GetAtt":
+            return ".".join(argument) if isinstance(argument, list) else argument
+        if function == "Fn::Sub" and isinstance(argument, str):
+            return argument
+        if function == "Ref":
+            return argument
+    return json.dumps(value, sort_keys=True)
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def main(output_path):
+    sam = yaml_parse((ROOT / "template.yaml").read_text())
+    # As `sam validate` does: the translator wants packaged code, which `sam build` makes later.
+    packaged = json.loads(json.dumps(sam))
+    for resource in packaged["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = "s3://bucket/bootstrap.zip"
+    cfn = transform(packaged, {}, NoManagedPolicies())
+    pathlib.Path(output_path).write_text(json.dumps(cfn, indent=2))
+    resources = cfn["Resources"]
+    failures = []
+    passed = 0
+
+    def check(ok, message):
+        nonlocal passed
+        if ok:
+            passed += 1
+        else:
+            failures.append(message)
+
+    binaries = {
+        name: resource["Metadata"]["BuildProperties"]["Binary"]
+        for name, resource in sam["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    check(set(binaries.values()) == set(EXPECTED_PERMISSIONS), f"functions {sorted(binaries.values())}")
+
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        for policy in resource["Properties"].get("Policies", []):
+            for statement in as_list(policy["PolicyDocument"]["Statement"]):
+                for field in ("Action", "NotAction", "Resource", "NotResource"):
+                    for value in as_list(statement.get(field, [])):
+                        check("*" not in text(value), f"{name} grants {field} {text(value)}")
+
+    for function, binary in binaries.items():
+        role_ref = resources[function]["Properties"]["Role"]
+        role = resources[role_ref["Fn::GetAtt"][0]]["Properties"]
+        granted = set()
+        for policy in role.get("Policies", []):
+            for statement in as_list(policy["PolicyDocument"]["Statement"]):
+                check(statement.get("Effect") == "Allow", f"{binary}: a statement that is not Allow")
+                for action in as_list(statement["Action"]):
+                    for target in as_list(statement["Resource"]):
+                        granted.add((action, text(target)))
+        expected = EXPECTED_PERMISSIONS[binary]
+        check(granted == expected, f"{binary}: extra {sorted(granted - expected)}, missing {sorted(expected - granted)}")
+        managed = {text(arn) for arn in role.get("ManagedPolicyArns", [])}
+        check(managed == EXPECTED_MANAGED_POLICIES, f"{binary}: managed policies {sorted(managed)}")
+
+    template_routes = set()
+    for function, binary in binaries.items():
+        for event in sam["Resources"][function]["Properties"].get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                template_routes.add((event["Properties"]["Method"].upper(), event["Properties"]["Path"], binary))
+    check(template_routes == CONTRACT_ROUTES, f"template routes {sorted(template_routes)}")
+
+    router = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["metadata"]["lambda"]["watch"]["router"]
+    local_routes = set()
+    for path, target in router.items():
+        if isinstance(target, str):
+            local_routes.add(("GET", path, target))
+        else:
+            local_routes.update((entry["method"].upper(), path, entry["function"]) for entry in target)
+    check(local_routes == template_routes, f"local router {sorted(local_routes)} differs from the template")
+
+    # What API Gateway will serve: the transformed API's OpenAPI body.
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::ApiGatewayV2::Api":
+            continue
+        body = resource["Properties"]["Body"]
+        schemes = body.get("components", {}).get("securitySchemes", {})
+        jwt = {n for n, scheme in schemes.items() if scheme.get("x-amazon-apigateway-authorizer", {}).get("type") == "jwt"}
+        served = set()
+        for path, operations in body["paths"].items():
+            for method, operation in operations.items():
+                uri = text(operation["x-amazon-apigateway-integration"]["uri"])
+                targets = [b for f, b in binaries.items() if "${" + f + "Aliaslive}" in uri]
+                served.add((method.upper(), path, targets[0] if len(targets) == 1 else uri))
+                secured = {n for requirement in operation.get("security", []) for n in requirement}
+                check(bool(secured) and secured <= jwt, f"{method.upper()} {path} is not behind the JWT authorizer")
+        check(served == CONTRACT_ROUTES, f"{name} serves {sorted(served)}")
+
+    for failure in failures:
+        print(f"template check failed: {failure}")
+    print(f"template: {passed} passed, {len(failures)} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    # The translator reads the region from here (not AWS_REGION) for ARNs and partitions.
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    sys.exit(main(sys.argv[1]))

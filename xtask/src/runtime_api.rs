@@ -1,0 +1,160 @@
+//! A Lambda Runtime API of our own on 127.0.0.1: hands events to a function process that polls
+//! `invocation/next`, and returns what it posts back.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::routing::{get, post};
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
+
+use crate::Result;
+
+/// What the function answered to an invocation.
+#[derive(Debug)]
+pub enum Outcome {
+    Response(Bytes),
+    Error(Bytes),
+    /// The function reported that it could not start.
+    InitError(Bytes),
+}
+
+type Invocation = (Bytes, oneshot::Sender<Outcome>);
+
+struct Shared {
+    queue: Mutex<mpsc::Receiver<Invocation>>,
+    pending: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    init_error: watch::Sender<Option<Bytes>>,
+    next_id: AtomicU64,
+    timeout: Duration,
+}
+
+/// The server; the value of `AWS_LAMBDA_RUNTIME_API` for a function is [`RuntimeApi::address`].
+pub struct RuntimeApi {
+    pub address: SocketAddr,
+    invocations: mpsc::Sender<Invocation>,
+    shared: Arc<Shared>,
+}
+
+impl RuntimeApi {
+    /// Serves on a free port of 127.0.0.1; each invocation gets `timeout` as its deadline.
+    pub async fn start(timeout: Duration) -> Result<Self> {
+        let (invocations, queue) = mpsc::channel(16);
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(queue),
+            pending: Mutex::new(HashMap::new()),
+            init_error: watch::Sender::new(None),
+            next_id: AtomicU64::new(1),
+            timeout,
+        });
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state(Arc::clone(&shared));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(Self {
+            address,
+            invocations,
+            shared,
+        })
+    }
+
+    /// Hands `event` to the function and waits, at most `wait`, for its answer.
+    pub async fn invoke(&self, event: impl Into<Bytes>, wait: Duration) -> Result<Outcome> {
+        let (answer, outcome) = oneshot::channel();
+        self.invocations
+            .send((event.into(), answer))
+            .await
+            .map_err(|_| "the runtime API stopped")?;
+        let mut init = self.shared.init_error.subscribe();
+        let answered = async {
+            tokio::select! {
+                outcome = outcome => outcome.map_err(|_| "the invocation was dropped".into()),
+                failed = init.wait_for(Option::is_some) => {
+                    let error = failed.map(|e| e.clone().unwrap_or_default()).unwrap_or_default();
+                    Ok(Outcome::InitError(error))
+                }
+            }
+        };
+        tokio::time::timeout(wait, answered)
+            .await
+            .map_err(|_| format!("no answer within {wait:?}"))?
+    }
+}
+
+async fn next(State(shared): State<Arc<Shared>>) -> (StatusCode, HeaderMap, Bytes) {
+    let Some((event, answer)) = shared.queue.lock().await.recv().await else {
+        return (StatusCode::GONE, HeaderMap::new(), Bytes::new());
+    };
+    let id = format!(
+        "00000000-0000-4000-8000-{:012}",
+        shared.next_id.fetch_add(1, Ordering::Relaxed)
+    );
+    let deadline = SystemTime::now() + shared.timeout;
+    let deadline_ms = deadline
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    let mut headers = HeaderMap::new();
+    let header =
+        |value: String| HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("-"));
+    headers.insert("lambda-runtime-aws-request-id", header(id.clone()));
+    headers.insert(
+        "lambda-runtime-deadline-ms",
+        header(deadline_ms.to_string()),
+    );
+    headers.insert(
+        "lambda-runtime-invoked-function-arn",
+        HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:local"),
+    );
+    headers.insert(
+        "lambda-runtime-trace-id",
+        header(format!("Root=1-00000000-{id}")),
+    );
+    shared.pending.lock().await.insert(id, answer);
+    (StatusCode::OK, headers, event)
+}
+
+async fn response(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    answer(&shared, &id, Outcome::Response(body)).await
+}
+
+async fn error(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    answer(&shared, &id, Outcome::Error(body)).await
+}
+
+async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {
+    shared.init_error.send_replace(Some(body));
+    StatusCode::ACCEPTED
+}
+
+async fn answer(shared: &Shared, id: &str, outcome: Outcome) -> StatusCode {
+    match shared.pending.lock().await.remove(id) {
+        Some(waiting) => {
+            let _ = waiting.send(outcome);
+            StatusCode::ACCEPTED
+        }
+        None => StatusCode::NOT_FOUND,
+    }
+}
