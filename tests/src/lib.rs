@@ -136,7 +136,17 @@ impl App {
 
     /// Invokes `function`'s handler with an API Gateway event, as Lambda would.
     pub async fn invoke(&self, function: Function, event: &Value) -> Reply {
-        self.invoke_with(&self.store, function, event, deadline_in(TIMEOUT))
+        self.invoke_on(&self.store, function, event).await
+    }
+
+    /// Invokes `function`'s handler on another store.
+    pub async fn invoke_on(
+        &self,
+        store: &impl UserStore,
+        function: Function,
+        event: &Value,
+    ) -> Reply {
+        self.invoke_with(store, function, event, deadline_in(TIMEOUT))
             .await
     }
 
@@ -335,6 +345,14 @@ impl EventBuilder {
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.0["headers"][name] = Value::from(value);
+        self
+    }
+
+    /// Signs the request in as `sub`, as API Gateway's JWT authorizer passes it on.
+    pub fn caller(mut self, sub: &str) -> Self {
+        self.0["requestContext"]["authorizer"] = serde_json::json!({
+            "jwt": { "claims": { "sub": sub, "token_use": "access" }, "scopes": null }
+        });
         self
     }
 

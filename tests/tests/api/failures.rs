@@ -28,15 +28,7 @@ async fn answers(app: &App, store: &DynamoStore) -> Vec<Reply> {
     ];
     let mut replies = Vec::new();
     for (function, event) in requests {
-        replies.push(
-            app.invoke_with(
-                store,
-                function,
-                &event,
-                deadline_in(Duration::from_secs(10)),
-            )
-            .await,
-        );
+        replies.push(app.invoke_on(store, function, &event).await);
     }
     replies
 }
@@ -156,25 +148,11 @@ async fn a_panic_is_a_500_and_the_next_request_is_served() {
         panicked: AtomicBool::new(false),
     };
     let event = EventBuilder::get(&ada().id().to_string()).build();
-    let reply = app
-        .invoke_with(
-            &store,
-            Function::GetUser,
-            &event,
-            deadline_in(Duration::from_secs(10)),
-        )
-        .await;
+    let reply = app.invoke_on(&store, Function::GetUser, &event).await;
     assert_eq!((reply.status, reply.code()), (500, Some("internal")));
     assert_eq!(reply.body["error"]["message"], "internal error");
     assert_reveals_nothing(&reply);
-    let reply = app
-        .invoke_with(
-            &store,
-            Function::GetUser,
-            &event,
-            deadline_in(Duration::from_secs(10)),
-        )
-        .await;
+    let reply = app.invoke_on(&store, Function::GetUser, &event).await;
     assert_eq!(reply.status, 200);
 }
 

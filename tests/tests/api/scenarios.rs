@@ -223,6 +223,27 @@ async fn an_idempotent_retry_returns_the_original_response() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn idempotency_keys_belong_to_their_caller() {
+    let app = App::new().await;
+    let request = |caller: &str| {
+        EventBuilder::create(&body("Grace Hopper", "grace@example.com"))
+            .header("idempotency-key", "shared-key")
+            .caller(caller)
+            .build()
+    };
+    let alice = app.invoke(Function::CreateUser, &request("alice")).await;
+    assert_eq!(alice.status, 201);
+    let replay = app.invoke(Function::CreateUser, &request("alice")).await;
+    assert_eq!(replay.body, alice.body, "the caller's own retry");
+    let bob = app.invoke(Function::CreateUser, &request("bob")).await;
+    assert_eq!(
+        (bob.status, bob.code()),
+        (409, Some("email_taken")),
+        "another caller's key is another request, not a replay of alice's"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_retry_while_the_first_request_runs_is_told_to_wait() {
     let app = App::new().await;
     let request = EventBuilder::create(&body("Mary Jackson", "mary@example.com"))

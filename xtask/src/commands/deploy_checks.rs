@@ -51,7 +51,8 @@ pub fn build(root: &Path) -> Result<Architecture> {
     };
     let sam = tools::sam_tools()?;
     let lambda = tools::cargo_lambda()?;
-    let path = std::env::join_paths([sam.clone(), lambda].into_iter().chain(
+    // cargo-lambda's directory first: it finds zig through the `python3` beside it.
+    let path = std::env::join_paths([lambda, sam.clone()].into_iter().chain(
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
     ))?;
     run(sam_command(root, &sam, "sam")
