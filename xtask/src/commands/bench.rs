@@ -1,0 +1,562 @@
+//! `cargo xtask bench`: cold start, first and warm invocation latency, peak memory, CPU time and
+//! artifact size of the release bootstraps, side by side with a Python peer (boto3 under
+//! awslambdaric, `bench/peer/handlers.py`), both run by our own Runtime API on 127.0.0.1.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+use tokio::task::JoinSet;
+use users::domain::{Email, NewUser, User, UserName};
+use users::dynamodb::{DynamoStore, Tables};
+use users::store::UserStore;
+use xtask::dynamodb_local::DynamoDbLocal;
+use xtask::runtime_api::{Outcome, RuntimeApi};
+use xtask::template::Template;
+use xtask::{Result, embedded, tools, workspace_root};
+
+const FUNCTIONS: [&str; 3] = ["create-user", "get-user", "list-users"];
+/// The function timeout of template.yaml, which each invocation gets as its deadline.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Options {
+    cold: usize,
+    warm: usize,
+    users: usize,
+    dynamodb_local: bool,
+}
+
+impl Options {
+    pub fn parse(args: &[String]) -> Result<Self> {
+        let mut options = Self {
+            cold: 10,
+            warm: 1000,
+            users: 10_000,
+            dynamodb_local: false,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            if arg == "--dynamodb-local" {
+                options.dynamodb_local = true;
+                continue;
+            }
+            let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
+            let number = value
+                .parse()
+                .map_err(|_| format!("{arg} takes a whole number"))?;
+            match arg.as_str() {
+                "--cold" => options.cold = number,
+                "--warm" => options.warm = number,
+                "--users" => options.users = number,
+                other => return Err(format!("unknown option {other}").into()),
+            }
+        }
+        if options.cold == 0 || options.warm < 10 {
+            return Err("--cold must be at least 1 and --warm at least 10".into());
+        }
+        Ok(options)
+    }
+}
+
+/// How one implementation of one function is started.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Implementation {
+    Rust,
+    Python,
+}
+
+impl Implementation {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Rust => "rust",
+            Self::Python => "python",
+        }
+    }
+}
+
+/// What one implementation of one function measured.
+#[derive(Default, Clone)]
+struct Figures {
+    init_ms: Vec<f64>,
+    first_ms: Vec<f64>,
+    warm_ms: Vec<f64>,
+    peak_rss_kib: u64,
+    warm_cpu_ms_per_invoke: f64,
+    artifact_bytes: u64,
+    noisy_cold_starts: usize,
+}
+
+pub fn run(options: Options) -> Result<()> {
+    let root = workspace_root();
+    eprintln!("building the release bootstraps");
+    let mut build =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build.current_dir(&root).args(["build", "--release"]);
+    for function in FUNCTIONS {
+        build.args(["--bin", function]);
+    }
+    tools::run(&mut build)?;
+    let peer = tools::python_peer()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(bench(&root, &peer, &options))
+}
+
+async fn bench(root: &Path, peer: &Path, options: &Options) -> Result<()> {
+    let local = if options.dynamodb_local {
+        Some(DynamoDbLocal::start()?)
+    } else {
+        None
+    };
+    let (endpoint, backend) = match &local {
+        Some(local) => (local.endpoint.clone(), "DynamoDB Local"),
+        None => {
+            let (address, _) = embedded::serve(None, 0, std::future::pending()).await?;
+            (format!("http://{address}"), "Dynoxide")
+        }
+    };
+    let template = Template::load(&root.join("template.yaml"))?;
+    let client = xtask::local_client(&endpoint).await;
+    for table in template.tables()? {
+        table.create(&client, &table.logical_id).await?;
+    }
+    let store = DynamoStore::new(
+        client.clone(),
+        Tables {
+            users: "UsersTable".into(),
+            idempotency: "IdempotencyTable".into(),
+        },
+    );
+    eprintln!("seeding {} users into {backend}", options.users);
+    let known = seed(&store, options.users).await?;
+    let getitem_ms = direct_get_latency(&store, &known, options.warm).await?;
+
+    let mut results = Vec::new();
+    for function in FUNCTIONS {
+        let env = xtask::local_function_env(&template, function, &endpoint)?;
+        for implementation in [Implementation::Rust, Implementation::Python] {
+            eprintln!(
+                "{function} ({}): {} cold starts, {} warm invocations",
+                implementation.name(),
+                options.cold,
+                options.warm
+            );
+            let launch = Launch {
+                root,
+                peer,
+                function,
+                implementation,
+                env: &env,
+            };
+            let figures = measure(&launch, &known, options).await?;
+            results.push((function, implementation, figures));
+        }
+    }
+    drop(local);
+    report(root, backend, getitem_ms, &results)
+}
+
+/// Stores `count` users through the store's own insert; returns one of their ids.
+async fn seed(store: &DynamoStore, count: usize) -> Result<String> {
+    let mut tasks = JoinSet::new();
+    let mut known = String::new();
+    for i in 0..count {
+        let new = NewUser {
+            name: UserName::parse(&format!("Seed User {i}"))?,
+            email: Email::parse(&format!("seed-{i}@example.com"))?,
+        };
+        let user = User::create(new, std::time::SystemTime::now());
+        if i == count / 2 {
+            known = user.id().to_string();
+        }
+        let store = store.clone();
+        tasks.spawn(async move { store.insert(&user, None).await });
+        while tasks.len() >= 16 {
+            tasks
+                .join_next()
+                .await
+                .ok_or("no seeding task")??
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        done?.map_err(|e| e.to_string())?;
+    }
+    Ok(known)
+}
+
+/// The store's own GetItem latency, measured directly: the floor under get-user's warm latency.
+async fn direct_get_latency(store: &DynamoStore, id: &str, count: usize) -> Result<Vec<f64>> {
+    let id = users::domain::UserId::parse(id)?;
+    let mut latencies = Vec::with_capacity(count);
+    for _ in 0..count {
+        let started = Instant::now();
+        store.get(id).await.map_err(|e| e.to_string())?;
+        latencies.push(millis(started.elapsed()));
+    }
+    Ok(latencies)
+}
+
+struct Launch<'a> {
+    root: &'a Path,
+    peer: &'a Path,
+    function: &'static str,
+    implementation: Implementation,
+    env: &'a [(String, String)],
+}
+
+impl Launch<'_> {
+    fn command(&self, api: &RuntimeApi) -> Command {
+        let mut command = match self.implementation {
+            Implementation::Rust => {
+                Command::new(self.root.join("target/release").join(self.function))
+            }
+            Implementation::Python => {
+                let mut python = Command::new(self.peer.join("python"));
+                python
+                    .args(["-m", "awslambdaric"])
+                    .arg(format!("handlers.{}", self.function.replace('-', "_")))
+                    .current_dir(self.root.join("bench/peer"));
+                python
+            }
+        };
+        command
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", api.address.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", self.function)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_LOG_LEVEL", "WARN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
+    fn artifact(&self) -> PathBuf {
+        match self.implementation {
+            Implementation::Rust => self.root.join("target/release").join(self.function),
+            Implementation::Python => self.root.join("bench/peer/handlers.py"),
+        }
+    }
+
+    /// The request of invocation `n`: creates need an email of their own.
+    fn event(&self, known: &str, n: usize) -> Result<Vec<u8>> {
+        let events = self.root.join("events").join(self.function);
+        let mut event: Value = match self.function {
+            "create-user" => {
+                let mut event: Value =
+                    serde_json::from_slice(&std::fs::read(events.join("201-create.json"))?)?;
+                let run = std::process::id();
+                let body = json!({"name": "Bench User", "email": format!("bench-{run}-{n}-{}@example.com", self.implementation.name())});
+                event["body"] = Value::from(body.to_string());
+                event
+            }
+            "get-user" => {
+                let mut event: Value =
+                    serde_json::from_slice(&std::fs::read(events.join("200-known-id.json"))?)?;
+                event["rawPath"] = Value::from(format!("/users/{known}"));
+                event["requestContext"]["http"]["path"] = event["rawPath"].clone();
+                event["pathParameters"]["id"] = Value::from(known);
+                event
+            }
+            _ => serde_json::from_slice(&std::fs::read(events.join("200-first-page.json"))?)?,
+        };
+        event["requestContext"]["requestId"] = Value::from(format!("bench-{n}"));
+        Ok(serde_json::to_vec(&event)?)
+    }
+}
+
+async fn measure(launch: &Launch<'_>, known: &str, options: &Options) -> Result<Figures> {
+    let mut figures = Figures {
+        artifact_bytes: zipped_size(&launch.artifact())?,
+        ..Figures::default()
+    };
+    let mut invocation = 0;
+    for _ in 0..options.cold {
+        if !wait_for_quiet_machine().await {
+            figures.noisy_cold_starts += 1;
+        }
+        let api = RuntimeApi::start(TIMEOUT).await?;
+        let spawned = Instant::now();
+        let mut child = launch.command(&api).spawn()?;
+        let ready = api.first_poll(Duration::from_secs(30)).await?;
+        figures.init_ms.push(millis(ready - spawned));
+        let started = Instant::now();
+        answered(&api, launch.event(known, invocation)?).await?;
+        figures.first_ms.push(millis(started.elapsed()));
+        invocation += 1;
+        figures.peak_rss_kib = figures.peak_rss_kib.max(peak_rss_kib(&child).unwrap_or(0));
+        child.kill().await?;
+    }
+
+    let api = RuntimeApi::start(TIMEOUT).await?;
+    let mut child = launch.command(&api).spawn()?;
+    api.first_poll(Duration::from_secs(30)).await?;
+    answered(&api, launch.event(known, invocation)?).await?;
+    invocation += 1;
+    let cpu_before = cpu_ms(&child).unwrap_or(0.0);
+    for _ in 0..options.warm {
+        let event = launch.event(known, invocation)?;
+        invocation += 1;
+        let started = Instant::now();
+        answered(&api, event).await?;
+        figures.warm_ms.push(millis(started.elapsed()));
+    }
+    let cpu_after = cpu_ms(&child).unwrap_or(0.0);
+    figures.warm_cpu_ms_per_invoke = (cpu_after - cpu_before) / options.warm as f64;
+    figures.peak_rss_kib = figures.peak_rss_kib.max(peak_rss_kib(&child).unwrap_or(0));
+    child.kill().await?;
+    Ok(figures)
+}
+
+/// Invokes and insists on a successful HTTP answer, so that a broken function is not timed.
+async fn answered(api: &RuntimeApi, event: Vec<u8>) -> Result<()> {
+    match api.invoke(event, TIMEOUT).await? {
+        Outcome::Response(body) => {
+            let response: Value = serde_json::from_slice(&body)?;
+            match response["statusCode"].as_u64() {
+                Some(200..=299) => Ok(()),
+                _ => Err(format!("the function answered {response}").into()),
+            }
+        }
+        other => Err(format!("the function failed: {other:?}").into()),
+    }
+}
+
+/// Waits up to 5 s for both cores to be at least 80% idle over a quarter second.
+async fn wait_for_quiet_machine() -> bool {
+    for _ in 0..20 {
+        let before = cpu_totals();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if let (Some((idle0, total0)), Some((idle1, total1))) = (before, cpu_totals()) {
+            let total = total1.saturating_sub(total0).max(1);
+            if (idle1.saturating_sub(idle0)) * 100 / total >= 80 {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Idle and total jiffies of all CPUs, from /proc/stat.
+fn cpu_totals() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let idle = fields.get(3)? + fields.get(4).unwrap_or(&0);
+    Some((idle, fields.iter().sum()))
+}
+
+fn peak_rss_kib(child: &Child) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()?)).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU time the process has used, from /proc/<pid>/schedstat (nanoseconds on CPU).
+fn cpu_ms(child: &Child) -> Option<f64> {
+    let schedstat = std::fs::read_to_string(format!("/proc/{}/schedstat", child.id()?)).ok()?;
+    let nanos: f64 = schedstat.split_whitespace().next()?.parse().ok()?;
+    Some(nanos / 1e6)
+}
+
+/// The size of `path` zipped at the highest compression, as Lambda would receive it.
+fn zipped_size(path: &Path) -> Result<u64> {
+    let output = std::process::Command::new("zip")
+        .args(["-q", "-j", "-9", "-"])
+        .arg(path)
+        .output()?;
+    if !output.status.success() {
+        return Err(format!("zip failed on {}", path.display()).into());
+    }
+    Ok(output.stdout.len() as u64)
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted.get(rank).copied().unwrap_or(f64::NAN)
+}
+
+/// A metric's name, unit, and how it is read from an implementation's figures.
+type Metric = (&'static str, &'static str, fn(&Figures) -> f64);
+
+/// One row of the report: a metric of one function, ours and the peer's.
+struct Row {
+    function: &'static str,
+    metric: &'static str,
+    unit: &'static str,
+    ours: f64,
+    peer: f64,
+}
+
+fn rows(results: &[(&'static str, Implementation, Figures)]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for function in FUNCTIONS {
+        let of = |implementation| {
+            results
+                .iter()
+                .find(|(f, i, _)| *f == function && *i == implementation)
+                .map(|(_, _, figures)| figures.clone())
+        };
+        let (Some(ours), Some(peer)) = (of(Implementation::Rust), of(Implementation::Python))
+        else {
+            continue;
+        };
+        let metrics: [Metric; 8] = [
+            ("init (median)", "ms", |f| percentile(&f.init_ms, 50.0)),
+            ("first invoke (median)", "ms", |f| {
+                percentile(&f.first_ms, 50.0)
+            }),
+            ("warm p50", "ms", |f| percentile(&f.warm_ms, 50.0)),
+            ("warm p90", "ms", |f| percentile(&f.warm_ms, 90.0)),
+            ("warm p99", "ms", |f| percentile(&f.warm_ms, 99.0)),
+            ("peak RSS", "MiB", |f| f.peak_rss_kib as f64 / 1024.0),
+            ("CPU per warm invoke", "ms", |f| f.warm_cpu_ms_per_invoke),
+            ("artifact, zipped", "KiB", |f| {
+                f.artifact_bytes as f64 / 1024.0
+            }),
+        ];
+        for (metric, unit, value) in metrics {
+            rows.push(Row {
+                function,
+                metric,
+                unit,
+                ours: value(&ours),
+                peer: value(&peer),
+            });
+        }
+    }
+    rows
+}
+
+fn report(
+    root: &Path,
+    backend: &str,
+    getitem_ms: Vec<f64>,
+    results: &[(&'static str, Implementation, Figures)],
+) -> Result<()> {
+    let rows = rows(results);
+    let noisy: usize = results.iter().map(|(_, _, f)| f.noisy_cold_starts).sum();
+    let cold: usize = results.iter().map(|(_, _, f)| f.init_ms.len()).sum();
+    let mut markdown = format!(
+        "Measured by `cargo xtask bench` on {}, against {backend} (its own GetItem: p50 {:.3} ms, \
+         p99 {:.3} ms). The peer is the same API in Python 3 with boto3 under awslambdaric. \
+         The Rust artifact is the stripped release bootstrap for this machine; the peer's is its \
+         handler file (boto3 comes with Lambda's Python runtime).{}\n\n\
+         | function | metric | rust | python peer | peer ÷ rust |\n|---|---|---:|---:|---:|\n",
+        std::env::consts::ARCH,
+        percentile(&getitem_ms, 50.0),
+        percentile(&getitem_ms, 99.0),
+        if noisy > 0 {
+            format!(" {noisy} of {cold} cold starts began on a busy machine.")
+        } else {
+            String::new()
+        },
+    );
+    let mut json_rows = Vec::new();
+    for row in &rows {
+        let ratio = row.peer / row.ours;
+        writeln!(
+            markdown,
+            "| {} | {} ({}) | {:.3} | {:.3} | {:.1}× |",
+            row.function, row.metric, row.unit, row.ours, row.peer, ratio
+        )?;
+        json_rows.push(json!({
+            "function": row.function, "metric": row.metric, "unit": row.unit,
+            "rust": row.ours, "python": row.peer, "ratio": ratio,
+        }));
+    }
+    let out = root.join("bench");
+    std::fs::write(out.join("results.md"), &markdown)?;
+    let document = json!({
+        "backend": backend,
+        "arch": std::env::consts::ARCH,
+        "direct_getitem_ms": {"p50": percentile(&getitem_ms, 50.0), "p99": percentile(&getitem_ms, 99.0)},
+        "noisy_cold_starts": noisy,
+        "rows": json_rows,
+    });
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&document)?,
+    )?;
+    std::fs::write(out.join("chart.svg"), chart(&rows))?;
+    println!("{markdown}");
+    println!("written: bench/results.md, bench/results.json, bench/chart.svg");
+    Ok(())
+}
+
+/// Bars on a log scale, ours beside the peer's, for the metrics people feel and pay for.
+fn chart(rows: &[Row]) -> String {
+    let shown: Vec<&Row> = rows
+        .iter()
+        .filter(|r| matches!(r.metric, "init (median)" | "warm p50" | "peak RSS"))
+        .collect();
+    let (bar, gap, label_width, width) = (14.0, 10.0, 230.0, 760.0);
+    let height = 40.0 + shown.len() as f64 * (2.0 * bar + gap);
+    let max = shown
+        .iter()
+        .map(|r| r.ours.max(r.peer))
+        .fold(1.0_f64, f64::max)
+        .log10()
+        .ceil()
+        .max(1.0);
+    let min = shown
+        .iter()
+        .map(|r| r.ours.min(r.peer))
+        .fold(f64::INFINITY, f64::min)
+        .max(1e-3)
+        .log10()
+        .floor();
+    let scale = |v: f64| (v.max(1e-3).log10() - min) / (max - min) * (width - label_width - 90.0);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <text x=\"10\" y=\"18\" font-weight=\"bold\">rust (orange) and the python peer (blue), log scale</text>\n"
+    );
+    for (i, row) in shown.iter().enumerate() {
+        let y = 30.0 + i as f64 * (2.0 * bar + gap);
+        let _ = writeln!(
+            svg,
+            "<text x=\"10\" y=\"{:.1}\">{} {} ({})</text>",
+            y + bar + 4.0,
+            row.function,
+            row.metric,
+            row.unit
+        );
+        for (j, (value, color)) in [(row.ours, "#e76f00"), (row.peer, "#3572a5")]
+            .into_iter()
+            .enumerate()
+        {
+            let top = y + j as f64 * bar;
+            let length = scale(value).max(1.0);
+            let _ = writeln!(
+                svg,
+                "<rect x=\"{label_width}\" y=\"{top:.1}\" width=\"{length:.1}\" height=\"{:.1}\" fill=\"{color}\"/>\
+                 <text x=\"{:.1}\" y=\"{:.1}\">{value:.2}</text>",
+                bar - 2.0,
+                label_width + length + 4.0,
+                top + bar - 4.0
+            );
+        }
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
