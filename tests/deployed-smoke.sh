@@ -3,10 +3,12 @@
 # lists a user through the API, checks that a call without a token is refused, then deletes the
 # Cognito user. The created API user stays in the table (the API has no delete).
 #
-# usage: tests/deployed-smoke.sh [stack-name]   (default users-service; needs aws, curl, python3)
+# usage: tests/deployed-smoke.sh [stack-name] [region]
+#        (defaults: users-service, us-east-1 as in samconfig.toml; needs aws, curl, python3)
 set -euo pipefail
 
 stack=${1:-users-service}
+export AWS_REGION=${2:-us-east-1}
 output() {
   aws cloudformation describe-stacks --stack-name "$stack" \
     --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue" --output text

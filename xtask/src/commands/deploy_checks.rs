@@ -33,7 +33,11 @@ pub fn validate(root: &Path) -> Result<()> {
     // some properties (CORS, deployment preferences) with their defaults as it expands them.
     run(sam_command(root, &sam, "cfn-lint")
         .arg(&transformed)
-        .args(["--ignore-checks", "W2001"]))
+        .args(["--ignore-checks", "W2001"]))?;
+    // The deployed-stack smoke test cannot run here; at least it must parse.
+    run(Command::new("bash")
+        .args(["-n", "tests/deployed-smoke.sh"])
+        .current_dir(root))
 }
 
 /// `sam build` as a deployment runs it, then checks every `bootstrap` is an ELF file for the
