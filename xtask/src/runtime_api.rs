@@ -124,6 +124,7 @@ async fn next(State(shared): State<Arc<Shared>>) -> (StatusCode, HeaderMap, Byte
         .map(|d| d.as_millis())
         .unwrap_or_default();
     let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
     let header =
         |value: String| HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("-"));
     headers.insert("lambda-runtime-aws-request-id", header(id.clone()));

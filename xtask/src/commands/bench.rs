@@ -3,6 +3,8 @@
 //! awslambdaric, `bench/peer/handlers.py`), both run by our own Runtime API on 127.0.0.1.
 
 use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -134,7 +136,7 @@ async fn bench(root: &Path, peer: &Path, options: &Options) -> Result<()> {
     );
     eprintln!("seeding {} users into {backend}", options.users);
     let known = seed(&store, options.users).await?;
-    let getitem_ms = direct_get_latency(&store, &known, options.warm).await?;
+    let getitem_ms = direct_get_latency(&endpoint, "UsersTable", &known, options.warm)?;
 
     let mut results = Vec::new();
     for function in FUNCTIONS {
@@ -190,14 +192,47 @@ async fn seed(store: &DynamoStore, count: usize) -> Result<String> {
     Ok(known)
 }
 
-/// The store's own GetItem latency, measured directly: the floor under get-user's warm latency.
-async fn direct_get_latency(store: &DynamoStore, id: &str, count: usize) -> Result<Vec<f64>> {
-    let id = users::domain::UserId::parse(id)?;
+/// The server's own GetItem latency: one keep-alive connection, a request written once and
+/// sent as raw bytes, so that no client's cost is counted. The floor under get-user's latency.
+fn direct_get_latency(endpoint: &str, table: &str, id: &str, count: usize) -> Result<Vec<f64>> {
+    let address = endpoint.trim_start_matches("http://");
+    let body = json!({"TableName": table, "Key": {"pk": {"S": format!("USER#{id}")}}, "ConsistentRead": true});
+    let body = body.to_string();
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-amz-json-1.0\r\n\
+         X-Amz-Target: DynamoDB_20120810.GetItem\r\nX-Amz-Date: 20260101T000000Z\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, \
+         SignedHeaders=host;x-amz-date, Signature=00\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let stream = TcpStream::connect(address)?;
+    stream.set_nodelay(true)?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
     let mut latencies = Vec::with_capacity(count);
     for _ in 0..count {
         let started = Instant::now();
-        store.get(id).await.map_err(|e| e.to_string())?;
+        writer.write_all(request.as_bytes())?;
+        let mut length = 0;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            reader.read_line(&mut line)?;
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse()?;
+            }
+        }
+        let mut response = vec![0; length];
+        reader.read_exact(&mut response)?;
         latencies.push(millis(started.elapsed()));
+        if !response.starts_with(b"{\"Item\"") {
+            return Err(format!("GetItem answered {}", String::from_utf8_lossy(&response)).into());
+        }
     }
     Ok(latencies)
 }
