@@ -212,6 +212,8 @@ impl UserStore for DynamoStore {
 
     async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
         let now_ms = millis(request.now);
+        let my_deadline = millis(request.in_flight_until);
+        let my_user = request.user.to_string();
         let now_s = now_ms / 1000;
         let expires_at = (request.now + RETENTION)
             .duration_since(UNIX_EPOCH)
@@ -227,8 +229,8 @@ impl UserStore for DynamoStore {
                 .item("pk", s(&request.scoped_key))
                 .item("fingerprint", s(&request.fingerprint))
                 .item("state", s(IN_PROGRESS))
-                .item("user_id", s(request.user.to_string()))
-                .item("in_flight_until", n(millis(request.in_flight_until)))
+                .item("user_id", s(&my_user))
+                .item("in_flight_until", n(my_deadline))
                 .item("expires_at", n(expires_at))
                 .condition_expression(
                     "attribute_not_exists(pk) OR expires_at < :now_s \
@@ -255,7 +257,7 @@ impl UserStore for DynamoStore {
             }
             let holder = string(&existing, "user_id")?;
             let state = string(&existing, "state")?;
-            if state == IN_PROGRESS && holder == request.user.to_string() {
+            if state == IN_PROGRESS && holder == my_user {
                 // Our own write, answered late: an SDK retry of the put found it in place.
                 return Ok(ClaimOutcome::Claimed);
             }

@@ -101,8 +101,8 @@ async fn list(
 }
 
 /// The function timeout of template.yaml: how long an in-flight idempotency claim blocks its
-/// key when the runtime gives no deadline.
-const FUNCTION_TIMEOUT: Duration = Duration::from_secs(10);
+/// key when the runtime gives no deadline, and the deadline local runs give each invocation.
+pub const FUNCTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What is kept of the invocation's time to send the answer after the work gave up.
 const ANSWER_MARGIN: Duration = Duration::from_millis(500);

@@ -22,7 +22,7 @@ use users::store::UserStore;
 use users::{handlers, idempotency};
 
 /// The function timeout of template.yaml: the deadline each test invocation gets.
-const TIMEOUT: Duration = Duration::from_secs(10);
+const TIMEOUT: Duration = handlers::FUNCTION_TIMEOUT;
 
 static ENDPOINT: LazyLock<String> = LazyLock::new(|| {
     if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {

@@ -25,6 +25,21 @@ pub const LOCAL_AWS_ENV: [(&str, &str); 5] = [
     ("AWS_EC2_METADATA_DISABLED", "true"),
 ];
 
+/// The functions, by binary name.
+pub const FUNCTIONS: [&str; 3] = ["create-user", "get-user", "list-users"];
+
+/// The cargo that runs this command, so that nested builds use the same toolchain.
+pub fn cargo() -> std::ffi::OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// A running process's peak resident memory (`VmHWM`), in KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The cursor secret of local runs and tests; deployments generate their own.
 pub const LOCAL_CURSOR_SECRET: &str = "local-cursor-secret-not-for-production-use-0123456789";
 

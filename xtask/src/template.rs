@@ -69,6 +69,14 @@ impl Template {
             .collect()
     }
 
+    /// Creates every table of the template that is missing, each named by its logical id.
+    pub async fn create_tables(&self, client: &Client) -> Result<()> {
+        for table in self.tables()? {
+            table.create(client, &table.logical_id).await?;
+        }
+        Ok(())
+    }
+
     /// The variables the template sets to `!Ref <table>` for `function` (its logical id),
     /// from Globals and from the function itself, as `(variable, table logical id)`.
     pub fn table_variables(&self, function: &str) -> Vec<(String, String)> {

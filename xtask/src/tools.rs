@@ -64,11 +64,12 @@ fn python_tools(name: &str, packages: &[&str]) -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// `PATH` with `dir` first, for commands that run an installed tool.
-pub fn path_with(dir: &Path) -> Result<std::ffi::OsString> {
+/// `PATH` with `dirs` first, in order, for commands that run installed tools.
+pub fn path_with(dirs: &[&Path]) -> Result<std::ffi::OsString> {
     let rest = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = dirs.iter().map(|dir| dir.to_path_buf());
     Ok(std::env::join_paths(
-        std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&rest)),
+        dirs.chain(std::env::split_paths(&rest)),
     )?)
 }
 

@@ -18,11 +18,10 @@ use users::store::UserStore;
 use xtask::dynamodb_local::DynamoDbLocal;
 use xtask::runtime_api::{Outcome, RuntimeApi};
 use xtask::template::Template;
-use xtask::{Result, embedded, tools, workspace_root};
+use xtask::{FUNCTIONS, Result, embedded, tools, workspace_root};
 
-const FUNCTIONS: [&str; 3] = ["create-user", "get-user", "list-users"];
 /// The function timeout of template.yaml, which each invocation gets as its deadline.
-const TIMEOUT: Duration = Duration::from_secs(10);
+const TIMEOUT: Duration = users::handlers::FUNCTION_TIMEOUT;
 
 pub struct Options {
     cold: usize,
@@ -94,8 +93,7 @@ struct Figures {
 pub fn run(options: Options) -> Result<()> {
     let root = workspace_root();
     eprintln!("building the release bootstraps");
-    let mut build =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut build = std::process::Command::new(xtask::cargo());
     build.current_dir(&root).args(["build", "--release"]);
     for function in FUNCTIONS {
         build.args(["--bin", function]);
@@ -124,9 +122,7 @@ async fn bench(root: &Path, peer: &Path, options: &Options) -> Result<()> {
     };
     let template = Template::load(&root.join("template.yaml"))?;
     let client = xtask::local_client(&endpoint).await;
-    for table in template.tables()? {
-        table.create(&client, &table.logical_id).await?;
-    }
+    template.create_tables(&client).await?;
     let store = DynamoStore::new(
         client.clone(),
         Tables {
@@ -328,7 +324,9 @@ async fn measure(launch: &Launch<'_>, known: &str, options: &Options) -> Result<
         answered(&api, launch.event(known, invocation)?).await?;
         figures.first_ms.push(millis(started.elapsed()));
         invocation += 1;
-        figures.peak_rss_kib = figures.peak_rss_kib.max(peak_rss_kib(&child).unwrap_or(0));
+        figures.peak_rss_kib = figures
+            .peak_rss_kib
+            .max(child.id().and_then(xtask::peak_rss_kib).unwrap_or(0));
         child.kill().await?;
     }
 
@@ -347,7 +345,9 @@ async fn measure(launch: &Launch<'_>, known: &str, options: &Options) -> Result<
     }
     let cpu_after = cpu_ms(&child).unwrap_or(0.0);
     figures.warm_cpu_ms_per_invoke = (cpu_after - cpu_before) / options.warm as f64;
-    figures.peak_rss_kib = figures.peak_rss_kib.max(peak_rss_kib(&child).unwrap_or(0));
+    figures.peak_rss_kib = figures
+        .peak_rss_kib
+        .max(child.id().and_then(xtask::peak_rss_kib).unwrap_or(0));
     child.kill().await?;
     Ok(figures)
 }
@@ -393,12 +393,6 @@ fn cpu_totals() -> Option<(u64, u64)> {
         .collect();
     let idle = fields.get(3)? + fields.get(4).unwrap_or(&0);
     Some((idle, fields.iter().sum()))
-}
-
-fn peak_rss_kib(child: &Child) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()?)).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// CPU time the process has used, from /proc/<pid>/schedstat (nanoseconds on CPU).

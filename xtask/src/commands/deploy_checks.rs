@@ -56,16 +56,14 @@ pub fn build(root: &Path) -> Result<Architecture> {
     let sam = tools::sam_tools()?;
     let lambda = tools::cargo_lambda()?;
     // cargo-lambda's directory first: it finds zig through the `python3` beside it.
-    let path = std::env::join_paths([lambda, sam.clone()].into_iter().chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-    ))?;
+    let path = tools::path_with(&[&lambda, &sam])?;
     run(sam_command(root, &sam, "sam")
         .env("PATH", path)
         .args(["build", "--region", REGION, "--parameter-overrides"])
         .arg(format!("Architecture={}", architecture.parameter())))?;
 
     let template = Template::load(&root.join("template.yaml"))?;
-    for function in ["create-user", "get-user", "list-users"] {
+    for function in xtask::FUNCTIONS {
         let id = template
             .function_for_binary(function)
             .ok_or_else(|| format!("no function builds {function}"))?;
@@ -130,13 +128,11 @@ pub fn run_arm64(root: &Path) -> Result<bool> {
         let endpoint = format!("http://{address}");
         let template = Template::load(&root.join("template.yaml"))?;
         let client = xtask::local_client(&endpoint).await;
-        for table in template.tables()? {
-            table.create(&client, &table.logical_id).await?;
-        }
+        template.create_tables(&client).await?;
         let function = template
             .function_for_binary("create-user")
             .ok_or("no function builds create-user")?;
-        let api = RuntimeApi::start(Duration::from_secs(10)).await?;
+        let api = RuntimeApi::start(users::handlers::FUNCTION_TIMEOUT).await?;
         let mut bootstrap = tokio::process::Command::new(qemu)
             .args(["-L", "/usr/aarch64-linux-gnu"])
             .arg(
@@ -158,7 +154,7 @@ pub fn run_arm64(root: &Path) -> Result<bool> {
             .spawn()?;
         let event = std::fs::read(root.join("events/create-user/201-create.json"))?;
         let outcome = api.invoke(event, Duration::from_secs(60)).await;
-        let peak = bootstrap.id().and_then(peak_rss_kib);
+        let peak = bootstrap.id().and_then(xtask::peak_rss_kib);
         bootstrap.kill().await?;
         let Outcome::Response(body) = outcome? else {
             return Err("the arm64 bootstrap did not answer the event".into());
@@ -201,13 +197,6 @@ fn qemu_aarch64() -> Option<&'static str> {
         .args(packages)
         .env("DEBIAN_FRONTEND", "noninteractive"));
     present().then_some(QEMU)
-}
-
-/// `VmHWM` of a running process, in KiB.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn arm64_std_available() -> bool {

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 use xtask::template::Template;
-use xtask::{Result, embedded, tools, workspace_root};
-
-const FUNCTIONS: [&str; 3] = ["create-user", "get-user", "list-users"];
+use xtask::{FUNCTIONS, Result, cargo, embedded, tools, workspace_root};
 
 pub struct Options {
     port: u16,
@@ -59,9 +57,7 @@ async fn serve(options: Options, lambda_bin: PathBuf) -> Result<()> {
 
     let template = Template::load(&root.join("template.yaml"))?;
     let client = xtask::local_client(&endpoint).await;
-    for table in template.tables()? {
-        table.create(&client, &table.logical_id).await?;
-    }
+    template.create_tables(&client).await?;
 
     let mut variables = Vec::new();
     for binary in FUNCTIONS {
@@ -83,7 +79,7 @@ async fn serve(options: Options, lambda_bin: PathBuf) -> Result<()> {
         }
     }
 
-    let path = tools::path_with(&lambda_bin)?;
+    let path = tools::path_with(&[&lambda_bin])?;
     let mut watch = Command::new(cargo());
     watch
         .current_dir(&root)
@@ -124,8 +120,4 @@ async fn serve(options: Options, lambda_bin: PathBuf) -> Result<()> {
     let _ = stop_database.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
     outcome
-}
-
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }

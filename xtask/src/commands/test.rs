@@ -113,7 +113,7 @@ fn smoke_test(root: &Path) -> Result<()> {
         return Err("the README's examples did not create, read and list Ada Lovelace".into());
     }
 
-    let path = tools::path_with(&lambda_bin)?;
+    let path = tools::path_with(&[&lambda_bin])?;
     let invoked = Command::new("cargo")
         .args([
             "lambda",
@@ -215,7 +215,7 @@ fn tempdir() -> Result<std::path::PathBuf> {
 }
 
 fn cargo(root: &Path) -> Command {
-    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut command = Command::new(xtask::cargo());
     command.current_dir(root).envs(LOCAL_AWS_ENV);
     command
 }
