@@ -1,9 +1,9 @@
 //! Configuration from the environment, read once per execution environment.
 
-use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::config::Credentials;
 
 use crate::cursor::CursorKey;
-use crate::dynamodb::{self, DynamoStore, Tables};
+use crate::dynamodb::{self, Connection, DynamoStore, Tables};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -30,12 +30,32 @@ pub fn cursor_key() -> Result<CursorKey, ConfigError> {
     })
 }
 
-/// The store with the one SDK client of this execution environment. Region, credentials and
-/// the endpoint (`AWS_ENDPOINT_URL_DYNAMODB`) come from the standard AWS environment.
-pub async fn store() -> Result<DynamoStore, ConfigError> {
+/// The store with the one SDK client of this execution environment, from the variables Lambda
+/// sets: `AWS_REGION`, the execution role's `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+/// `AWS_SESSION_TOKEN`, and, locally, `AWS_ENDPOINT_URL_DYNAMODB`.
+pub fn store() -> Result<DynamoStore, ConfigError> {
     let tables = tables()?;
-    let client = dynamodb::connect(aws_config::defaults(BehaviorVersion::latest())).await;
+    let credentials = Credentials::new(
+        var("AWS_ACCESS_KEY_ID")?,
+        var("AWS_SECRET_ACCESS_KEY")?,
+        optional("AWS_SESSION_TOKEN")?,
+        None,
+        "environment",
+    );
+    let client = dynamodb::connect(Connection {
+        region: var("AWS_REGION")?,
+        credentials,
+        endpoint: optional("AWS_ENDPOINT_URL_DYNAMODB")?,
+    });
     Ok(DynamoStore::new(client, tables))
+}
+
+fn optional(name: &'static str) -> Result<Option<String>, ConfigError> {
+    match var(name) {
+        Ok(value) => Ok(Some(value)),
+        Err(ConfigError::Missing(_)) => Ok(None),
+        Err(invalid) => Err(invalid),
+    }
 }
 
 fn var(name: &'static str) -> Result<String, ConfigError> {

@@ -17,10 +17,12 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use ulid::Ulid;
 
 use crate::domain::{User, UserId};
@@ -43,21 +45,65 @@ pub struct Tables {
     pub idempotency: String,
 }
 
-/// Loads the SDK configuration (region, credentials, `AWS_ENDPOINT_URL_DYNAMODB`) from
-/// `loader` and builds the one client an execution environment uses, with timeouts and
-/// retries bounded well inside the function timeout.
-pub async fn connect(loader: aws_config::ConfigLoader) -> Client {
+/// Where and as whom the client connects: in Lambda, the region and the execution role's
+/// credentials are always in the environment, so the functions read them directly rather than
+/// through `aws-config`, whose provider chains (profile files, SSO, STS, the instance metadata
+/// service) would only add size and start-up probes.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub region: String,
+    pub credentials: Credentials,
+    /// `AWS_ENDPOINT_URL_DYNAMODB`, for a local DynamoDB-compatible server.
+    pub endpoint: Option<String>,
+}
+
+/// The roots of Amazon Trust Services, which issue the certificate of every AWS endpoint:
+/// Amazon Root CA 1–4 and the Starfield Services Root CA G2 that cross-signs them.
+const AMAZON_ROOTS: &[u8] = include_bytes!("amazon-trust-services.pem");
+
+/// Builds the one client an execution environment uses: rustls on ring as the only TLS stack,
+/// and timeouts and retries bounded well inside the function timeout. Nothing connects until the
+/// first request.
+///
+/// The client loads its trusted roots while it is built, in init. DynamoDB's own endpoints are
+/// trusted through the compiled-in Amazon roots alone: that spares every cold start reading and
+/// parsing the system's hundreds of certificates, and trusts no one else. A custom HTTPS endpoint
+/// (a proxy, say) may be signed by anyone, so it gets the system's trust store; a plain-HTTP one
+/// (a local server) needs no roots, and keeps the deployed start-up, so that local runs measure it.
+pub fn connect(connection: Connection) -> Client {
+    let custom_https = connection.endpoint.as_deref().is_some_and(|url| {
+        url.get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    });
+    let trust = if custom_https {
+        TrustStore::default()
+    } else {
+        TrustStore::empty().with_pem_certificate(AMAZON_ROOTS)
+    };
+    let tls_context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .unwrap_or_default();
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .tls_context(tls_context)
+        .build_https();
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(1))
         .operation_attempt_timeout(Duration::from_secs(2))
         .operation_timeout(Duration::from_secs(5))
         .build();
-    let sdk = loader
+    let mut config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(http)
+        .region(Region::new(connection.region))
+        .credentials_provider(connection.credentials)
         .timeout_config(timeouts)
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .load()
-        .await;
-    Client::new(&sdk)
+        .retry_config(RetryConfig::standard().with_max_attempts(3));
+    config.set_endpoint_url(connection.endpoint);
+    Client::from_conf(config.build())
 }
 
 #[derive(Debug, Clone)]
@@ -418,4 +464,26 @@ fn n(value: u64) -> AttributeValue {
 fn millis(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_compiled_in_amazon_roots_parse() {
+        // Building the client loads its trusted roots, and panics on one that does not parse.
+        let credentials = Credentials::new("id", "secret", None, None, "test");
+        let client = connect(Connection {
+            region: "eu-west-1".into(),
+            credentials,
+            endpoint: None,
+        });
+        assert_eq!(
+            client.config().region().map(|r| r.as_ref()),
+            Some("eu-west-1")
+        );
+        let pem = String::from_utf8_lossy(AMAZON_ROOTS);
+        assert_eq!(pem.matches("-----BEGIN CERTIFICATE-----").count(), 5);
+    }
 }

@@ -94,7 +94,7 @@ pub struct App {
 impl App {
     pub async fn new() -> Self {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let client = xtask::local_client(&ENDPOINT).await;
+        let client = xtask::local_client(&ENDPOINT);
         let run = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros())

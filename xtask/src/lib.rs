@@ -8,9 +8,9 @@ pub mod runtime_api;
 pub mod template;
 pub mod tools;
 
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::Credentials;
+use users::dynamodb::Connection;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -29,8 +29,28 @@ pub const LOCAL_AWS_ENV: [(&str, &str); 5] = [
 pub const FUNCTIONS: [&str; 3] = ["create-user", "get-user", "list-users"];
 
 /// The cargo that runs this command, so that nested builds use the same toolchain.
-pub fn cargo() -> std::ffi::OsString {
-    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+pub fn cargo() -> std::process::Command {
+    tool(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// A command for a tool that may run cargo, without the variables `cargo run` gave this process
+/// (`CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR`, ...). Build scripts such as ring's rerun when those
+/// change, so a nested build would otherwise redo what a plain `cargo build` did, and the reverse.
+pub fn tool(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
+    for (name, _) in std::env::vars_os() {
+        let Some(text) = name.to_str() else { continue };
+        if text.starts_with("CARGO_PKG_")
+            || text.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                text,
+                "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+            )
+        {
+            command.env_remove(name);
+        }
+    }
+    command
 }
 
 /// A running process's peak resident memory (`VmHWM`), in KiB.
@@ -65,12 +85,12 @@ pub fn local_function_env(
 }
 
 /// A client for a local DynamoDB-compatible server, configured like the functions' own.
-pub async fn local_client(endpoint: &str) -> Client {
-    let loader = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("local", "local", None, None, "local"));
-    users::dynamodb::connect(loader).await
+pub fn local_client(endpoint: &str) -> Client {
+    users::dynamodb::connect(Connection {
+        region: "us-east-1".into(),
+        credentials: Credentials::new("local", "local", None, None, "local"),
+        endpoint: Some(endpoint.into()),
+    })
 }
 
 /// The workspace root, where `template.yaml`, `events/` and `README.md` are.

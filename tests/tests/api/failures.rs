@@ -75,7 +75,7 @@ async fn an_unreachable_dynamodb_is_a_503_with_retry_after() {
         .expect("a port")
         .local_addr()
         .expect("an address");
-    let client = xtask::local_client(&format!("http://{closed}")).await;
+    let client = xtask::local_client(&format!("http://{closed}"));
     let store = DynamoStore::new(client, app.tables.clone());
     for reply in answers(&app, &store).await {
         assert_eq!(

@@ -20,6 +20,8 @@ use xtask::runtime_api::{Outcome, RuntimeApi};
 use xtask::template::Template;
 use xtask::{FUNCTIONS, Result, embedded, tools, workspace_root};
 
+use super::deploy_checks::{self, ARM64_TARGET};
+
 /// The function timeout of template.yaml, which each invocation gets as its deadline.
 const TIMEOUT: Duration = users::handlers::FUNCTION_TIMEOUT;
 
@@ -28,6 +30,9 @@ pub struct Options {
     warm: usize,
     users: usize,
     dynamodb_local: bool,
+    arm64: bool,
+    functions: Vec<&'static str>,
+    profile: String,
 }
 
 impl Options {
@@ -37,23 +42,20 @@ impl Options {
             warm: 1000,
             users: 10_000,
             dynamodb_local: false,
+            arm64: true,
+            functions: Vec::new(),
+            profile: "release".into(),
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
-            if arg == "--dynamodb-local" {
-                options.dynamodb_local = true;
-                continue;
-            }
-            let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
-            let number = value
-                .parse()
-                .map_err(|_| format!("{arg} takes a whole number"))?;
             match arg.as_str() {
-                "--cold" => options.cold = number,
-                "--warm" => options.warm = number,
-                "--users" => options.users = number,
-                other => return Err(format!("unknown option {other}").into()),
+                "--dynamodb-local" => options.dynamodb_local = true,
+                "--no-arm64" => options.arm64 = false,
+                _ => option_with_value(&mut options, arg, args.next())?,
             }
+        }
+        if options.functions.is_empty() {
+            options.functions = FUNCTIONS.to_vec();
         }
         if options.cold == 0 || options.warm < 10 {
             return Err("--cold must be at least 1 and --warm at least 10".into());
@@ -62,11 +64,39 @@ impl Options {
     }
 }
 
-/// How one implementation of one function is started.
+fn option_with_value(options: &mut Options, arg: &str, value: Option<&String>) -> Result<()> {
+    let value = value.ok_or_else(|| format!("{arg} needs a value"))?;
+    if arg == "--function" {
+        let function = FUNCTIONS
+            .into_iter()
+            .find(|f| f == value)
+            .ok_or_else(|| format!("--function takes one of {}", FUNCTIONS.join(", ")))?;
+        options.functions.push(function);
+        return Ok(());
+    }
+    if arg == "--profile" {
+        options.profile.clone_from(value);
+        return Ok(());
+    }
+    let number = value
+        .parse()
+        .map_err(|_| format!("{arg} takes a whole number"))?;
+    match arg {
+        "--cold" => options.cold = number,
+        "--warm" => options.warm = number,
+        "--users" => options.users = number,
+        other => return Err(format!("unknown option {other}").into()),
+    }
+    Ok(())
+}
+
+/// What runs behind a function's events.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Implementation {
     Rust,
     Python,
+    /// `bench/hello-world`, the floor under any Rust function: it answers without work.
+    HelloWorld,
 }
 
 impl Implementation {
@@ -74,6 +104,7 @@ impl Implementation {
         match self {
             Self::Rust => "rust",
             Self::Python => "python",
+            Self::HelloWorld => "hello-world",
         }
     }
 }
@@ -87,27 +118,70 @@ struct Figures {
     peak_rss_kib: u64,
     warm_cpu_ms_per_invoke: f64,
     artifact_bytes: u64,
+    arm64_artifact_bytes: Option<u64>,
     noisy_cold_starts: usize,
 }
+
+const HELLO_WORLD: &str = "hello-world";
 
 pub fn run(options: Options) -> Result<()> {
     let root = workspace_root();
     eprintln!("building the release bootstraps");
-    let mut build = std::process::Command::new(xtask::cargo());
-    build.current_dir(&root).args(["build", "--release"]);
-    for function in FUNCTIONS {
+    let mut build = xtask::cargo();
+    build
+        .current_dir(&root)
+        .args(["build", "--profile", &options.profile]);
+    for function in &options.functions {
         build.args(["--bin", function]);
     }
     tools::run(&mut build)?;
+    // Alone, so that no feature the functions need is unified into the baseline.
+    tools::run(
+        xtask::cargo()
+            .current_dir(&root)
+            .args(["build", "--profile", &options.profile])
+            .args(["--package", HELLO_WORLD]),
+    )?;
+    let arm64 = options.arm64 && build_arm64(&root, &options.functions, &options.profile)?;
     let peer = tools::python_peer()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(bench(&root, &peer, &options))
+    runtime.block_on(bench(&root, &peer, &options, arm64))
 }
 
-async fn bench(root: &Path, peer: &Path, options: &Options) -> Result<()> {
+/// Builds the Graviton bootstraps as a deployment does (cargo lambda, zig as the linker), to
+/// report their size; `false` where the aarch64 standard library cannot be installed.
+fn build_arm64(root: &Path, functions: &[&str], profile: &str) -> Result<bool> {
+    if !deploy_checks::arm64_std_available() {
+        eprintln!(
+            "WARNING: the {ARM64_TARGET} standard library cannot be installed here: no arm64 sizes"
+        );
+        return Ok(false);
+    }
+    eprintln!("building the arm64 bootstraps");
+    let lambda = tools::cargo_lambda()?;
+    let path = tools::path_with(&[&lambda])?;
+    let cargo_lambda = |args: &[&str]| {
+        let mut command = xtask::tool(lambda.join("cargo-lambda"));
+        command
+            .current_dir(root)
+            .env("PATH", &path)
+            .args(["lambda", "build", "--arm64", "--profile", profile])
+            .args(args);
+        tools::run(&mut command)
+    };
+    let mut bins = Vec::new();
+    for function in functions {
+        bins.extend(["--bin", function]);
+    }
+    cargo_lambda(&bins)?;
+    cargo_lambda(&["--package", HELLO_WORLD])?;
+    Ok(true)
+}
+
+async fn bench(root: &Path, peer: &Path, options: &Options, arm64: bool) -> Result<()> {
     let local = if options.dynamodb_local {
         Some(DynamoDbLocal::start()?)
     } else {
@@ -121,7 +195,7 @@ async fn bench(root: &Path, peer: &Path, options: &Options) -> Result<()> {
         }
     };
     let template = Template::load(&root.join("template.yaml"))?;
-    let client = xtask::local_client(&endpoint).await;
+    let client = xtask::local_client(&endpoint);
     template.create_tables(&client).await?;
     let store = DynamoStore::new(
         client.clone(),
@@ -134,29 +208,44 @@ async fn bench(root: &Path, peer: &Path, options: &Options) -> Result<()> {
     let known = seed(&store, options.users).await?;
     let getitem_ms = direct_get_latency(&endpoint, "UsersTable", &known, options.warm)?;
 
+    let mut runs = vec![("get-user", Implementation::HelloWorld)];
+    for function in &options.functions {
+        runs.push((function, Implementation::Rust));
+        runs.push((function, Implementation::Python));
+    }
     let mut results = Vec::new();
-    for function in FUNCTIONS {
+    for (function, implementation) in runs {
         let env = xtask::local_function_env(&template, function, &endpoint)?;
-        for implementation in [Implementation::Rust, Implementation::Python] {
-            eprintln!(
-                "{function} ({}): {} cold starts, {} warm invocations",
-                implementation.name(),
-                options.cold,
-                options.warm
-            );
-            let launch = Launch {
-                root,
-                peer,
-                function,
-                implementation,
-                env: &env,
-            };
-            let figures = measure(&launch, &known, options).await?;
-            results.push((function, implementation, figures));
+        eprintln!(
+            "{function} ({}): {} cold starts, {} warm invocations",
+            implementation.name(),
+            options.cold,
+            options.warm
+        );
+        let launch = Launch {
+            root,
+            profile: &options.profile,
+            peer,
+            function,
+            implementation,
+            env: &env,
+        };
+        let mut figures = measure(&launch, &known, options).await?;
+        if arm64 {
+            figures.arm64_artifact_bytes = Some(zipped_size(&launch.arm64_artifact())?);
         }
+        results.push((function, implementation, figures));
     }
     drop(local);
-    report(root, backend, getitem_ms, &results)
+    let baseline = results.remove(0).2;
+    report(
+        root,
+        &options.profile,
+        backend,
+        getitem_ms,
+        &baseline,
+        &results,
+    )
 }
 
 /// Stores `count` users through the store's own insert; returns one of their ids.
@@ -235,6 +324,8 @@ fn direct_get_latency(endpoint: &str, table: &str, id: &str, count: usize) -> Re
 
 struct Launch<'a> {
     root: &'a Path,
+    /// The cargo profile the bootstraps were built with, which names their directory.
+    profile: &'a str,
     peer: &'a Path,
     function: &'static str,
     implementation: Implementation,
@@ -244,9 +335,7 @@ struct Launch<'a> {
 impl Launch<'_> {
     fn command(&self, api: &RuntimeApi) -> Command {
         let mut command = match self.implementation {
-            Implementation::Rust => {
-                Command::new(self.root.join("target/release").join(self.function))
-            }
+            Implementation::Rust | Implementation::HelloWorld => Command::new(self.artifact()),
             Implementation::Python => {
                 let mut python = Command::new(self.peer.join("python"));
                 python
@@ -272,9 +361,41 @@ impl Launch<'_> {
     }
 
     fn artifact(&self) -> PathBuf {
+        match self.binary() {
+            Some(binary) => self
+                .root
+                .join("target")
+                .join(self.profile_dir())
+                .join(binary),
+            None => self.root.join("bench/peer/handlers.py"),
+        }
+    }
+
+    /// Where cargo lambda leaves the Graviton bootstrap it built.
+    fn arm64_artifact(&self) -> PathBuf {
+        match self.binary() {
+            Some(binary) => self
+                .root
+                .join("target/lambda")
+                .join(binary)
+                .join("bootstrap"),
+            None => self.root.join("bench/peer/handlers.py"),
+        }
+    }
+
+    /// The Rust binary that runs, if the implementation is compiled.
+    fn binary(&self) -> Option<&str> {
         match self.implementation {
-            Implementation::Rust => self.root.join("target/release").join(self.function),
-            Implementation::Python => self.root.join("bench/peer/handlers.py"),
+            Implementation::Rust => Some(self.function),
+            Implementation::HelloWorld => Some(HELLO_WORLD),
+            Implementation::Python => None,
+        }
+    }
+
+    fn profile_dir(&self) -> &str {
+        match self.profile {
+            "dev" => "debug",
+            other => other,
         }
     }
 
@@ -428,6 +549,25 @@ fn percentile(values: &[f64], p: f64) -> f64 {
 /// A metric's name, unit, and how it is read from an implementation's figures.
 type Metric = (&'static str, &'static str, fn(&Figures) -> f64);
 
+const METRICS: [Metric; 9] = [
+    ("init (median)", "ms", |f| percentile(&f.init_ms, 50.0)),
+    ("first invoke (median)", "ms", |f| {
+        percentile(&f.first_ms, 50.0)
+    }),
+    ("warm p50", "ms", |f| percentile(&f.warm_ms, 50.0)),
+    ("warm p90", "ms", |f| percentile(&f.warm_ms, 90.0)),
+    ("warm p99", "ms", |f| percentile(&f.warm_ms, 99.0)),
+    ("peak RSS", "MiB", |f| f.peak_rss_kib as f64 / 1024.0),
+    ("CPU per warm invoke", "ms", |f| f.warm_cpu_ms_per_invoke),
+    ("x86_64 artifact, zipped", "KiB", |f| {
+        f.artifact_bytes as f64 / 1024.0
+    }),
+    ("arm64 artifact, zipped", "KiB", |f| {
+        f.arm64_artifact_bytes
+            .map_or(f64::NAN, |b| b as f64 / 1024.0)
+    }),
+];
+
 /// One row of the report: a metric of one function, ours and the peer's.
 struct Row {
     function: &'static str,
@@ -437,34 +577,25 @@ struct Row {
     peer: f64,
 }
 
-fn rows(results: &[(&'static str, Implementation, Figures)]) -> Vec<Row> {
+type Results = [(&'static str, Implementation, Figures)];
+
+fn figures(results: &Results, function: &str, implementation: Implementation) -> Option<Figures> {
+    results
+        .iter()
+        .find(|(f, i, _)| *f == function && *i == implementation)
+        .map(|(_, _, figures)| figures.clone())
+}
+
+fn rows(results: &Results) -> Vec<Row> {
     let mut rows = Vec::new();
     for function in FUNCTIONS {
-        let of = |implementation| {
-            results
-                .iter()
-                .find(|(f, i, _)| *f == function && *i == implementation)
-                .map(|(_, _, figures)| figures.clone())
-        };
-        let (Some(ours), Some(peer)) = (of(Implementation::Rust), of(Implementation::Python))
-        else {
+        let (Some(ours), Some(peer)) = (
+            figures(results, function, Implementation::Rust),
+            figures(results, function, Implementation::Python),
+        ) else {
             continue;
         };
-        let metrics: [Metric; 8] = [
-            ("init (median)", "ms", |f| percentile(&f.init_ms, 50.0)),
-            ("first invoke (median)", "ms", |f| {
-                percentile(&f.first_ms, 50.0)
-            }),
-            ("warm p50", "ms", |f| percentile(&f.warm_ms, 50.0)),
-            ("warm p90", "ms", |f| percentile(&f.warm_ms, 90.0)),
-            ("warm p99", "ms", |f| percentile(&f.warm_ms, 99.0)),
-            ("peak RSS", "MiB", |f| f.peak_rss_kib as f64 / 1024.0),
-            ("CPU per warm invoke", "ms", |f| f.warm_cpu_ms_per_invoke),
-            ("artifact, zipped", "KiB", |f| {
-                f.artifact_bytes as f64 / 1024.0
-            }),
-        ];
-        for (metric, unit, value) in metrics {
+        for (metric, unit, value) in METRICS {
             rows.push(Row {
                 function,
                 metric,
@@ -477,23 +608,124 @@ fn rows(results: &[(&'static str, Implementation, Figures)]) -> Vec<Row> {
     rows
 }
 
+/// One of the performance targets, as measured: `value` must be at most (or, where
+/// `at_least`, at least) `limit`.
+struct Target {
+    function: &'static str,
+    name: &'static str,
+    value: f64,
+    limit: f64,
+    at_least: bool,
+}
+
+impl Target {
+    fn met(&self) -> bool {
+        if self.at_least {
+            self.value >= self.limit
+        } else {
+            self.value <= self.limit
+        }
+    }
+}
+
+/// A megabyte as the targets count it, in KiB.
+const MB_IN_KIB: f64 = 1e6 / 1024.0;
+
+fn targets(results: &Results, baseline: &Figures, getitem_p50: f64) -> Vec<Target> {
+    let hello_init = percentile(&baseline.init_ms, 50.0);
+    let mut targets = Vec::new();
+    for function in FUNCTIONS {
+        let (Some(ours), Some(peer)) = (
+            figures(results, function, Implementation::Rust),
+            figures(results, function, Implementation::Python),
+        ) else {
+            continue;
+        };
+        let init = percentile(&ours.init_ms, 50.0);
+        let p50 = percentile(&ours.warm_ms, 50.0);
+        let mut target = |name, value, limit, at_least| {
+            targets.push(Target {
+                function,
+                name,
+                value,
+                limit,
+                at_least,
+            });
+        };
+        target("init ÷ hello-world init", init / hello_init, 1.5, false);
+        target(
+            "python init ÷ init",
+            percentile(&peer.init_ms, 50.0) / init,
+            50.0,
+            true,
+        );
+        target(
+            "first invoke ÷ warm p50",
+            percentile(&ours.first_ms, 50.0) / p50,
+            3.0,
+            false,
+        );
+        if function == "get-user" {
+            target(
+                "warm p50 − direct GetItem p50 (ms)",
+                p50 - getitem_p50,
+                0.3,
+                false,
+            );
+        }
+        target(
+            "warm p99 ÷ warm p50",
+            percentile(&ours.warm_ms, 99.0) / p50,
+            2.0,
+            false,
+        );
+        target(
+            "peak RSS (MB)",
+            ours.peak_rss_kib as f64 / MB_IN_KIB,
+            10.0,
+            false,
+        );
+        target(
+            "x86_64 zip (MB)",
+            ours.artifact_bytes as f64 / 1024.0 / MB_IN_KIB,
+            3.0,
+            false,
+        );
+        if let Some(bytes) = ours.arm64_artifact_bytes {
+            target(
+                "arm64 zip (MB)",
+                bytes as f64 / 1024.0 / MB_IN_KIB,
+                3.0,
+                false,
+            );
+        }
+    }
+    targets
+}
+
 fn report(
     root: &Path,
+    profile: &str,
     backend: &str,
     getitem_ms: Vec<f64>,
-    results: &[(&'static str, Implementation, Figures)],
+    baseline: &Figures,
+    results: &Results,
 ) -> Result<()> {
     let rows = rows(results);
-    let noisy: usize = results.iter().map(|(_, _, f)| f.noisy_cold_starts).sum();
-    let cold: usize = results.iter().map(|(_, _, f)| f.init_ms.len()).sum();
+    let getitem_p50 = percentile(&getitem_ms, 50.0);
+    let targets = targets(results, baseline, getitem_p50);
+    let all = || results.iter().map(|(_, _, f)| f).chain([baseline]);
+    let noisy: usize = all().map(|f| f.noisy_cold_starts).sum();
+    let cold: usize = all().map(|f| f.init_ms.len()).sum();
     let mut markdown = format!(
         "Measured by `cargo xtask bench` on {}, against {backend} (its own GetItem: p50 {:.3} ms, \
          p99 {:.3} ms). The peer is the same API in Python 3 with boto3 under awslambdaric. \
-         The Rust artifact is the stripped release bootstrap for this machine; the peer's is its \
-         handler file (boto3 comes with Lambda's Python runtime).{}\n\n\
+         The Rust artifact is the bootstrap built with the `{profile}` profile; the peer's is its \
+         handler file (boto3 comes with Lambda's Python runtime). Times are for this machine's architecture; \
+         the arm64 bootstrap's size is reported, not timed.{}\n\n\
          | function | metric | rust | python peer | peer ÷ rust |\n|---|---|---:|---:|---:|\n",
         std::env::consts::ARCH,
-        percentile(&getitem_ms, 50.0),
+        getitem_p50,
         percentile(&getitem_ms, 99.0),
         if noisy > 0 {
             format!(" {noisy} of {cold} cold starts began on a busy machine.")
@@ -506,22 +738,63 @@ fn report(
         let ratio = row.peer / row.ours;
         writeln!(
             markdown,
-            "| {} | {} ({}) | {:.3} | {:.3} | {:.1}× |",
-            row.function, row.metric, row.unit, row.ours, row.peer, ratio
+            "| {} | {} ({}) | {} | {} | {} |",
+            row.function,
+            row.metric,
+            row.unit,
+            number(row.ours, 3),
+            number(row.peer, 3),
+            number(ratio, 1) + "×"
         )?;
         json_rows.push(json!({
             "function": row.function, "metric": row.metric, "unit": row.unit,
-            "rust": row.ours, "python": row.peer, "ratio": ratio,
+            "rust": finite(row.ours), "python": finite(row.peer), "ratio": finite(ratio),
+        }));
+    }
+    markdown.push_str(
+        "\nThe baseline: `bench/hello-world`, a bare `lambda_runtime` function built with the \
+         same profile, answering get-user's event without work.\n\n\
+         | metric | hello-world |\n|---|---:|\n",
+    );
+    let mut json_baseline = serde_json::Map::new();
+    for (metric, unit, value) in METRICS {
+        let value = value(baseline);
+        writeln!(markdown, "| {metric} ({unit}) | {} |", number(value, 3))?;
+        json_baseline.insert(format!("{metric} ({unit})"), finite(value));
+    }
+    markdown
+        .push_str("\n| function | target | measured | limit | met |\n|---|---|---:|---:|---|\n");
+    let mut json_targets = Vec::new();
+    for target in &targets {
+        let limit = format!(
+            "{} {}",
+            if target.at_least { "≥" } else { "≤" },
+            target.limit
+        );
+        let met = if target.met() { "yes" } else { "**no**" };
+        writeln!(
+            markdown,
+            "| {} | {} | {} | {limit} | {met} |",
+            target.function,
+            target.name,
+            number(target.value, 2)
+        )?;
+        json_targets.push(json!({
+            "function": target.function, "target": target.name, "measured": finite(target.value),
+            "limit": target.limit, "at_least": target.at_least, "met": target.met(),
         }));
     }
     let out = root.join("bench");
     std::fs::write(out.join("results.md"), &markdown)?;
     let document = json!({
         "backend": backend,
+        "profile": profile,
         "arch": std::env::consts::ARCH,
-        "direct_getitem_ms": {"p50": percentile(&getitem_ms, 50.0), "p99": percentile(&getitem_ms, 99.0)},
+        "direct_getitem_ms": {"p50": getitem_p50, "p99": percentile(&getitem_ms, 99.0)},
         "noisy_cold_starts": noisy,
         "rows": json_rows,
+        "hello_world": json_baseline,
+        "targets": json_targets,
     });
     std::fs::write(
         out.join("results.json"),
@@ -531,6 +804,24 @@ fn report(
     println!("{markdown}");
     println!("written: bench/results.md, bench/results.json, bench/chart.svg");
     Ok(())
+}
+
+/// `value` with `decimals`, or "n/a" for what was not measured.
+fn number(value: f64, decimals: usize) -> String {
+    if value.is_finite() {
+        format!("{value:.decimals$}")
+    } else {
+        "n/a".into()
+    }
+}
+
+/// JSON has no NaN: what was not measured is `null`.
+fn finite(value: f64) -> Value {
+    if value.is_finite() {
+        Value::from(value)
+    } else {
+        Value::Null
+    }
 }
 
 /// Bars on a log scale, ours beside the peer's, for the metrics people feel and pay for.

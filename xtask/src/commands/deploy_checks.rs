@@ -11,7 +11,7 @@ use xtask::tools::{self, run};
 use xtask::{Result, embedded, template::Template};
 
 const REGION: &str = "us-east-1";
-const ARM64_TARGET: &str = "aarch64-unknown-linux-gnu";
+pub const ARM64_TARGET: &str = "aarch64-unknown-linux-gnu";
 
 /// `sam validate` (plain and `--lint`), cfn-lint with the serverless rules on the template and
 /// on its offline transform, and the least-privilege and route checks of `tests/template`.
@@ -127,7 +127,7 @@ pub fn run_arm64(root: &Path) -> Result<bool> {
         let (address, _server) = embedded::serve(None, 0, std::future::pending()).await?;
         let endpoint = format!("http://{address}");
         let template = Template::load(&root.join("template.yaml"))?;
-        let client = xtask::local_client(&endpoint).await;
+        let client = xtask::local_client(&endpoint);
         template.create_tables(&client).await?;
         let function = template
             .function_for_binary("create-user")
@@ -199,7 +199,7 @@ fn qemu_aarch64() -> Option<&'static str> {
     present().then_some(QEMU)
 }
 
-fn arm64_std_available() -> bool {
+pub fn arm64_std_available() -> bool {
     let installed = || {
         Command::new("rustup")
             .args(["target", "list", "--installed"])
@@ -229,7 +229,7 @@ fn elf_machine(path: &Path) -> Result<&'static str> {
 }
 
 fn sam_command(root: &Path, bin: &Path, program: &str) -> Command {
-    let mut command = Command::new(bin.join(program));
+    let mut command = xtask::tool(bin.join(program));
     command
         .current_dir(root)
         .env("SAM_CLI_TELEMETRY", "0")

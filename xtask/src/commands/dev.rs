@@ -56,7 +56,7 @@ async fn serve(options: Options, lambda_bin: PathBuf) -> Result<()> {
     eprintln!("Dynoxide on {endpoint}, data in {}", database.display());
 
     let template = Template::load(&root.join("template.yaml"))?;
-    let client = xtask::local_client(&endpoint).await;
+    let client = xtask::local_client(&endpoint);
     template.create_tables(&client).await?;
 
     let mut variables = Vec::new();
@@ -70,7 +70,7 @@ async fn serve(options: Options, lambda_bin: PathBuf) -> Result<()> {
     // them ready instead of compiling while the client waits.
     for function in FUNCTIONS {
         eprintln!("building {function}");
-        let built = Command::new(cargo())
+        let built = Command::from(cargo())
             .current_dir(&root)
             .args(["build", "--bin", function])
             .status();
@@ -80,7 +80,7 @@ async fn serve(options: Options, lambda_bin: PathBuf) -> Result<()> {
     }
 
     let path = tools::path_with(&[&lambda_bin])?;
-    let mut watch = Command::new(cargo());
+    let mut watch = Command::from(cargo());
     watch
         .current_dir(&root)
         .env("PATH", path)

@@ -215,7 +215,7 @@ fn tempdir() -> Result<std::path::PathBuf> {
 }
 
 fn cargo(root: &Path) -> Command {
-    let mut command = Command::new(xtask::cargo());
+    let mut command = xtask::cargo();
     command.current_dir(root).envs(LOCAL_AWS_ENV);
     command
 }
