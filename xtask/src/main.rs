@@ -13,9 +13,11 @@ usage:
   cargo xtask test
       Every check CI runs: fmt, clippy, the template checks, the test suite on Dynoxide and on
       DynamoDB Local, a smoke test of `cargo xtask dev`, and sam build for Graviton.
-  cargo xtask bench [--cold N] [--warm N] [--users N] [--dynamodb-local]
-      Cold start, latency, memory and size of the release functions beside a Python peer
-      (defaults: 10 cold starts, 1000 warm invocations, 10000 seeded users, on Dynoxide).";
+  cargo xtask bench [--cold N] [--warm N] [--users N] [--dynamodb-local] [--no-arm64]
+                    [--function NAME]... [--profile PROFILE]
+      Cold start, latency, memory and size of the release functions beside a bare hello-world
+      and a Python peer (defaults: 10 cold starts, 1000 warm invocations, 10000 seeded users,
+      on Dynoxide, every function, arm64 sizes, the release profile).";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

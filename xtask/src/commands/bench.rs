@@ -579,29 +579,33 @@ struct Row {
 
 type Results = [(&'static str, Implementation, Figures)];
 
-fn figures(results: &Results, function: &str, implementation: Implementation) -> Option<Figures> {
-    results
-        .iter()
-        .find(|(f, i, _)| *f == function && *i == implementation)
-        .map(|(_, _, figures)| figures.clone())
+/// Each function measured, with our figures and the peer's.
+fn pairs(results: &Results) -> impl Iterator<Item = (&'static str, &Figures, &Figures)> {
+    let of = move |function: &str, implementation| {
+        results
+            .iter()
+            .find(|(f, i, _)| *f == function && *i == implementation)
+            .map(|(_, _, figures)| figures)
+    };
+    FUNCTIONS.into_iter().filter_map(move |function| {
+        Some((
+            function,
+            of(function, Implementation::Rust)?,
+            of(function, Implementation::Python)?,
+        ))
+    })
 }
 
 fn rows(results: &Results) -> Vec<Row> {
     let mut rows = Vec::new();
-    for function in FUNCTIONS {
-        let (Some(ours), Some(peer)) = (
-            figures(results, function, Implementation::Rust),
-            figures(results, function, Implementation::Python),
-        ) else {
-            continue;
-        };
+    for (function, ours, peer) in pairs(results) {
         for (metric, unit, value) in METRICS {
             rows.push(Row {
                 function,
                 metric,
                 unit,
-                ours: value(&ours),
-                peer: value(&peer),
+                ours: value(ours),
+                peer: value(peer),
             });
         }
     }
@@ -634,13 +638,7 @@ const MB_IN_KIB: f64 = 1e6 / 1024.0;
 fn targets(results: &Results, baseline: &Figures, getitem_p50: f64) -> Vec<Target> {
     let hello_init = percentile(&baseline.init_ms, 50.0);
     let mut targets = Vec::new();
-    for function in FUNCTIONS {
-        let (Some(ours), Some(peer)) = (
-            figures(results, function, Implementation::Rust),
-            figures(results, function, Implementation::Python),
-        ) else {
-            continue;
-        };
+    for (function, ours, peer) in pairs(results) {
         let init = percentile(&ours.init_ms, 50.0);
         let p50 = percentile(&ours.warm_ms, 50.0);
         let mut target = |name, value, limit, at_least| {
