@@ -142,7 +142,11 @@ pub fn run(options: Options) -> Result<()> {
             .args(["build", "--profile", &options.profile])
             .args(["--package", HELLO_WORLD]),
     )?;
-    let arm64 = options.arm64 && build_arm64(&root, &options.functions, &options.profile)?;
+    let arm64 = options.arm64
+        && build_arm64(&root, &options.functions, &options.profile).unwrap_or_else(|error| {
+            eprintln!("WARNING: the arm64 build failed, so no arm64 sizes: {error}");
+            false
+        });
     let peer = tools::python_peer()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
