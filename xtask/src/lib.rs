@@ -100,3 +100,21 @@ pub fn workspace_root() -> std::path::PathBuf {
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tools_do_not_inherit_the_package_variables_cargo_gave_this_process() {
+        // `cargo test` sets them for this process, as `cargo run` does for `cargo xtask`.
+        assert!(std::env::var_os("CARGO_PKG_NAME").is_some());
+        let command = super::tool("true");
+        let removed: Vec<_> = command
+            .get_envs()
+            .filter(|(_, value)| value.is_none())
+            .map(|(name, _)| name.to_string_lossy().into_owned())
+            .collect();
+        assert!(removed.iter().any(|name| name == "CARGO_PKG_NAME"));
+        assert!(removed.iter().any(|name| name == "CARGO_MANIFEST_DIR"));
+        assert!(!removed.iter().any(|name| name == "PATH"));
+    }
+}
