@@ -114,7 +114,7 @@ fn smoke_test(root: &Path) -> Result<()> {
     }
 
     let path = tools::path_with(&[&lambda_bin])?;
-    let invoked = Command::new("cargo")
+    let invoked = cargo(root)
         .args([
             "lambda",
             "invoke",
@@ -129,7 +129,6 @@ fn smoke_test(root: &Path) -> Result<()> {
             &DEV_PORT.to_string(),
         ])
         .env("PATH", path)
-        .current_dir(root)
         .output()?;
     if !String::from_utf8_lossy(&invoked.stdout).contains("not_found") {
         return Err(format!("cargo lambda invoke did not reach get-user: {invoked:?}").into());
