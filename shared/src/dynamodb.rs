@@ -241,17 +241,23 @@ impl UserStore for DynamoStore {
                 .client_request_token(Ulid::new().to_string())
                 .send()
                 .await;
-            match result {
+            let error = match result {
                 Ok(_) => return Ok(()),
-                Err(error) => match cancellation(&error) {
-                    Cancellation::EmailTaken => return Err(StoreError::EmailTaken),
-                    Cancellation::ClaimLost => return Err(StoreError::ClaimLost),
-                    Cancellation::Conflict if attempt < CONFLICT_ATTEMPTS => {
-                        tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
-                        attempt += 1;
-                    }
-                    _ => return Err(failure(error)),
-                },
+                Err(error) => error,
+            };
+            match cancellation(&error) {
+                Some(Cancellation::EmailTaken) => return Err(StoreError::EmailTaken),
+                Some(Cancellation::ClaimLost) => return Err(StoreError::ClaimLost),
+                Some(Cancellation::Conflict) if attempt < CONFLICT_ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                // Still conflicting, or cancelled for another reason (throttling, capacity):
+                // nothing was written and a later retry may pass.
+                Some(Cancellation::Conflict | Cancellation::Other) => {
+                    return Err(StoreError::Unavailable(Box::new(error)));
+                }
+                None => return Err(failure(error)),
             }
         }
     }
@@ -403,24 +409,25 @@ enum Cancellation {
     Other,
 }
 
-/// Reads why DynamoDB cancelled an insert transaction, by the position of the failed item.
-fn cancellation(error: &SdkError<TransactWriteItemsError>) -> Cancellation {
+/// Reads why DynamoDB cancelled an insert transaction, by the position of the failed item;
+/// `None` when the error is not a cancellation.
+fn cancellation(error: &SdkError<TransactWriteItemsError>) -> Option<Cancellation> {
     let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
         error.as_service_error()
     else {
-        return Cancellation::Other;
+        return None;
     };
     let codes: Vec<&str> = cancelled
         .cancellation_reasons()
         .iter()
         .map(|r| r.code().unwrap_or("None"))
         .collect();
-    match codes.as_slice() {
+    Some(match codes.as_slice() {
         [_, "ConditionalCheckFailed", ..] => Cancellation::EmailTaken,
         [_, _, "ConditionalCheckFailed"] => Cancellation::ClaimLost,
         codes if codes.contains(&"TransactionConflict") => Cancellation::Conflict,
         _ => Cancellation::Other,
-    }
+    })
 }
 
 fn user_from_item(item: &Item) -> Result<User, StoreError> {

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::FutureExt;
 use lambda_http::{Context, LambdaEvent};
 
+use crate::clock::Clock;
 use crate::cursor::CursorKey;
 use crate::domain::{User, UserId};
 use crate::http::{self, ApiError, ListQuery, Reply, Request, Resource, Response};
@@ -16,11 +17,12 @@ use crate::store::UserStore;
 
 pub async fn create_user(
     store: &impl UserStore,
+    clock: &impl Clock,
     event: LambdaEvent<Request>,
 ) -> Result<Response, Infallible> {
     let outcome = guarded(
         &event.context,
-        create(store, &event.payload, &event.context),
+        create(store, clock, &event.payload, &event.context),
     )
     .await;
     Ok(finish(&outcome, &event.context))
@@ -45,6 +47,7 @@ pub async fn list_users(
 
 async fn create(
     store: &impl UserStore,
+    clock: &impl Clock,
     request: &Request,
     context: &Context,
 ) -> Result<Reply, ApiError> {
@@ -54,10 +57,10 @@ async fn create(
     let body = http::json_body(request)?;
     let key = http::idempotency_key(request)?;
     let new_user = http::new_user(&body)?;
-    let now = SystemTime::now();
+    let now = clock.now();
     let user = User::create(new_user, now);
     let claim = key.map(|key| {
-        let in_flight_until = deadline(context).unwrap_or(now + FUNCTION_TIMEOUT);
+        let in_flight_until = now + time_left(context).unwrap_or(FUNCTION_TIMEOUT);
         ClaimRequest::new(
             &key,
             http::caller(request),
@@ -115,12 +118,7 @@ async fn guarded(
     work: impl Future<Output = Result<Reply, ApiError>>,
 ) -> Result<Reply, ApiError> {
     let work = AssertUnwindSafe(work).catch_unwind();
-    let budget = deadline(context).map(|deadline| {
-        let left = deadline
-            .duration_since(SystemTime::now())
-            .unwrap_or_default();
-        left.saturating_sub(ANSWER_MARGIN)
-    });
+    let budget = time_left(context).map(|left| left.saturating_sub(ANSWER_MARGIN));
     let finished = match budget {
         // Too late to start: a write begun now could not be answered.
         Some(budget) if budget.is_zero() => {
@@ -143,12 +141,15 @@ async fn guarded(
     }
 }
 
-/// The invocation's deadline, unless the runtime gave none or one already past, as
-/// `cargo lambda watch` does (a fixed 600000 ms, in 1970): Lambda never runs a handler after
-/// its deadline.
-fn deadline(context: &Context) -> Option<SystemTime> {
+/// The time left until the invocation's deadline, unless the runtime gave none or one already
+/// past, as `cargo lambda watch` does (a fixed 600000 ms, in 1970): Lambda never runs a handler
+/// after its deadline. The deadline is the runtime's, so it is read on the system's clock.
+fn time_left(context: &Context) -> Option<Duration> {
     let deadline = UNIX_EPOCH.checked_add(Duration::from_millis(context.deadline))?;
-    (deadline > SystemTime::now()).then_some(deadline)
+    deadline
+        .duration_since(SystemTime::now())
+        .ok()
+        .filter(|left| !left.is_zero())
 }
 
 /// Renders the outcome and writes the request's one summary line (never a body or email).

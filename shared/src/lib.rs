@@ -1,5 +1,6 @@
 //! The users service's domain, store and HTTP mapping, shared by its three functions.
 
+pub mod clock;
 pub mod config;
 pub mod cursor;
 pub mod domain;

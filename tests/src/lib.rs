@@ -6,14 +6,15 @@
 //! such as the official DynamoDB Local.
 
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
 use lambda_http::http::HeaderMap;
 use lambda_http::{Body, Context, LambdaEvent};
 use serde_json::Value;
+use users::clock::Clock;
 use users::cursor::CursorKey;
 use users::domain::User;
 use users::dynamodb::{DynamoStore, Tables};
@@ -83,12 +84,33 @@ impl Reply {
     }
 }
 
+/// The system's time, moved ahead by what [`TestClock::advance`] added; shared by its clones.
+#[derive(Debug, Clone, Default)]
+pub struct TestClock {
+    ahead_ms: Arc<AtomicU64>,
+}
+
+impl TestClock {
+    pub fn advance(&self, by: Duration) {
+        let by = u64::try_from(by.as_millis()).expect("a test moves the clock by less than ages");
+        self.ahead_ms.fetch_add(by, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now() + Duration::from_millis(self.ahead_ms.load(Ordering::SeqCst))
+    }
+}
+
 /// The service on its own fresh tables.
 pub struct App {
     pub store: DynamoStore,
     pub client: Client,
     pub tables: Tables,
     pub cursor_key: CursorKey,
+    /// The clock create-user reads: the system's, until a test moves it.
+    pub clock: TestClock,
 }
 
 impl App {
@@ -131,6 +153,7 @@ impl App {
             client,
             tables,
             cursor_key: CursorKey::new(xtask::LOCAL_CURSOR_SECRET.as_bytes()).expect("a valid key"),
+            clock: TestClock::default(),
         }
     }
 
@@ -169,7 +192,7 @@ impl App {
         context.deadline = deadline_ms;
         let event = LambdaEvent::new(request, context);
         let response = match function {
-            Function::CreateUser => handlers::create_user(store, event).await,
+            Function::CreateUser => handlers::create_user(store, &self.clock, event).await,
             Function::GetUser => handlers::get_user(store, event).await,
             Function::ListUsers => handlers::list_users(store, &self.cursor_key, event).await,
         };
@@ -184,23 +207,17 @@ impl App {
             .expect("the seed user is stored");
     }
 
-    /// Holds `event`'s idempotency key for its body, as a request still running would.
-    pub async fn seed_in_flight(&self, event: &Value) {
+    /// Holds `event`'s idempotency key for its body for `time_left`, as a request still running
+    /// would.
+    pub async fn seed_in_flight(&self, event: &Value, time_left: Duration) {
         let key = event["headers"]["idempotency-key"]
             .as_str()
             .expect("an idempotency-key header");
         let key = idempotency::IdempotencyKey::parse(key.as_bytes()).expect("a valid key");
         let body = event["body"].as_str().unwrap_or_default().as_bytes();
-        let now = SystemTime::now();
+        let now = self.clock.now();
         let user = users::domain::UserId::generate(now);
-        let request = idempotency::ClaimRequest::new(
-            &key,
-            None,
-            body,
-            user,
-            now + Duration::from_secs(600),
-            now,
-        );
+        let request = idempotency::ClaimRequest::new(&key, None, body, user, now + time_left, now);
         let outcome = self
             .store
             .claim(&request)

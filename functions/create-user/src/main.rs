@@ -1,13 +1,14 @@
 //! `POST /users`.
 
 use lambda_http::{Error, lambda_runtime, service_fn};
+use users::clock::SystemClock;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     users::telemetry::init();
     let store = users::config::store()?;
     lambda_runtime::run(service_fn(|event| {
-        users::handlers::create_user(&store, event)
+        users::handlers::create_user(&store, &SystemClock, event)
     }))
     .await
 }

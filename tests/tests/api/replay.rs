@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use users::domain::User;
 use users_tests::{App, Function, Reply, event, events};
 
@@ -89,7 +91,8 @@ pub fn contract_violations(reply: &Reply) -> Vec<String> {
 async fn every_event_produces_the_status_its_name_states() {
     let app = App::new().await;
     app.seed_user(&ada()).await;
-    app.seed_in_flight(&event(Function::CreateUser, "409-request-in-progress"))
+    let in_flight = event(Function::CreateUser, "409-request-in-progress");
+    app.seed_in_flight(&in_flight, Duration::from_secs(600))
         .await;
 
     let mut failures = Vec::new();

@@ -1,5 +1,6 @@
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 use users_tests::{App, EventBuilder, Function, Reply};
@@ -249,7 +250,7 @@ async fn a_retry_while_the_first_request_runs_is_told_to_wait() {
     let request = EventBuilder::create(&body("Mary Jackson", "mary@example.com"))
         .header("idempotency-key", "busy")
         .build();
-    app.seed_in_flight(&request).await;
+    app.seed_in_flight(&request, Duration::from_secs(600)).await;
     let reply = app.invoke(Function::CreateUser, &request).await;
     assert_eq!(
         (reply.status, reply.code()),
@@ -261,6 +262,73 @@ async fn a_retry_while_the_first_request_runs_is_told_to_wait() {
         .and_then(|v| v.parse().ok())
         .expect("retry-after seconds");
     assert!((1..=600).contains(&retry_after), "{retry_after}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_is_remembered_for_24_hours_then_forgotten() {
+    let app = App::new().await;
+    let keyed = |email: &str| {
+        EventBuilder::create(&body("Dorothy Vaughan", email))
+            .header("idempotency-key", "daily")
+            .build()
+    };
+    let first = app
+        .invoke(Function::CreateUser, &keyed("dorothy@example.com"))
+        .await;
+    assert_eq!(first.status, 201);
+
+    app.clock.advance(Duration::from_secs(24 * 60 * 60 - 60));
+    let replay = app
+        .invoke(Function::CreateUser, &keyed("dorothy@example.com"))
+        .await;
+    assert_eq!(
+        replay.body, first.body,
+        "a retry a minute before the window ends"
+    );
+    let reused = app
+        .invoke(Function::CreateUser, &keyed("vaughan@example.com"))
+        .await;
+    assert_eq!(reused.code(), Some("idempotency_key_reused"));
+
+    app.clock.advance(Duration::from_secs(2 * 60));
+    let fresh = app
+        .invoke(Function::CreateUser, &keyed("vaughan@example.com"))
+        .await;
+    assert_eq!(
+        fresh.status, 201,
+        "a minute after the window the key is free"
+    );
+    assert_ne!(fresh.body["id"], first.body["id"]);
+    let replay = app
+        .invoke(Function::CreateUser, &keyed("vaughan@example.com"))
+        .await;
+    assert_eq!(replay.body, fresh.body, "and remembered anew");
+    assert_eq!(all_pages(&app, 100).await.concat().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_left_by_a_request_that_died_expires_with_its_invocation() {
+    let app = App::new().await;
+    let request = EventBuilder::create(&body("Annie Easley", "annie@example.com"))
+        .header("idempotency-key", "crashed")
+        .build();
+    app.seed_in_flight(&request, Duration::from_secs(10)).await;
+
+    app.clock.advance(Duration::from_secs(5));
+    let waiting = app.invoke(Function::CreateUser, &request).await;
+    assert_eq!(waiting.code(), Some("request_in_progress"));
+    let retry_after: u64 = waiting
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("retry-after seconds");
+    assert!((1..=5).contains(&retry_after), "{retry_after}");
+
+    app.clock.advance(Duration::from_secs(6));
+    let taken_over = app.invoke(Function::CreateUser, &request).await;
+    assert_eq!(taken_over.status, 201, "{}", taken_over.body);
+    let replay = app.invoke(Function::CreateUser, &request).await;
+    assert_eq!(replay.body, taken_over.body);
+    assert_eq!(all_pages(&app, 100).await.concat().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
