@@ -21,6 +21,7 @@ use users::dynamodb::{DynamoStore, Tables};
 use users::http::{Request, Response};
 use users::store::UserStore;
 use users::{handlers, idempotency};
+use xtask::fault_proxy::FaultProxy;
 
 /// The function timeout of template.yaml: the deadline each test invocation gets.
 const TIMEOUT: Duration = handlers::FUNCTION_TIMEOUT;
@@ -155,6 +156,15 @@ impl App {
             cursor_key: CursorKey::new(xtask::LOCAL_CURSOR_SECRET.as_bytes()).expect("a valid key"),
             clock: TestClock::default(),
         }
+    }
+
+    /// The store on these tables, reached through a proxy that injects faults on demand.
+    pub async fn behind_fault_proxy(&self) -> (FaultProxy, DynamoStore) {
+        let proxy = FaultProxy::start(&ENDPOINT)
+            .await
+            .expect("the fault proxy starts");
+        let client = xtask::local_client(&proxy.endpoint);
+        (proxy, DynamoStore::new(client, self.tables.clone()))
     }
 
     /// Invokes `function`'s handler with an API Gateway event, as Lambda would.

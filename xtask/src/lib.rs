@@ -1,9 +1,10 @@
 //! Local infrastructure shared by `cargo xtask` and the test suite: tables from
-//! `template.yaml`, the embedded Dynoxide server, the official DynamoDB Local and the tools the
-//! commands install.
+//! `template.yaml`, the embedded Dynoxide server, the official DynamoDB Local, a fault-injecting
+//! proxy for it, and the tools the commands install.
 
 pub mod dynamodb_local;
 pub mod embedded;
+pub mod fault_proxy;
 pub mod runtime_api;
 pub mod template;
 pub mod tools;

@@ -12,12 +12,12 @@ use users_tests::{App, EventBuilder, Function, Reply, deadline_in};
 
 use crate::replay::{ada, contract_violations};
 
-fn create_event() -> serde_json::Value {
+pub fn create_event() -> serde_json::Value {
     EventBuilder::create(r#"{"name": "Ada", "email": "ada@example.com"}"#).build()
 }
 
 /// Each function's answer to an ordinary request, served from `store`.
-async fn answers(app: &App, store: &DynamoStore) -> Vec<Reply> {
+pub async fn answers(app: &App, store: &DynamoStore) -> Vec<Reply> {
     let requests = [
         (Function::CreateUser, create_event()),
         (
@@ -33,7 +33,7 @@ async fn answers(app: &App, store: &DynamoStore) -> Vec<Reply> {
     replies
 }
 
-fn assert_reveals_nothing(reply: &Reply) {
+pub fn assert_reveals_nothing(reply: &Reply) {
     let problems = contract_violations(reply);
     assert!(problems.is_empty(), "{problems:?} in {reply:?}");
     let text = reply.body.to_string();
@@ -66,28 +66,6 @@ async fn a_table_dynamodb_refuses_is_a_500_that_reveals_nothing() {
         );
         assert_reveals_nothing(&reply);
     }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn an_unreachable_dynamodb_is_a_503_with_retry_after() {
-    let app = App::new().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a port")
-        .local_addr()
-        .expect("an address");
-    let client = xtask::local_client(&format!("http://{closed}"));
-    let store = DynamoStore::new(client, app.tables.clone());
-    for reply in answers(&app, &store).await {
-        assert_eq!(
-            (reply.status, reply.code()),
-            (503, Some("unavailable")),
-            "{}",
-            reply.body
-        );
-        assert_eq!(reply.header("retry-after"), Some("1"));
-        assert_reveals_nothing(&reply);
-    }
-    assert!(app.snapshot().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]

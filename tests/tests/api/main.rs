@@ -2,5 +2,6 @@
 //! the scenarios the contract describes.
 
 mod failures;
+mod faults;
 mod replay;
 mod scenarios;

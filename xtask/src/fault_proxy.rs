@@ -1,0 +1,245 @@
+//! A proxy on 127.0.0.1 between the functions and a DynamoDB-compatible server, which answers
+//! chosen requests with the faults DynamoDB shows in production instead of passing them on:
+//! throttling, server errors, cancelled transactions, stalls and lost answers.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+use crate::Result;
+
+/// The largest request the proxy reads; DynamoDB's own limit for a transaction is 4 MB.
+const MAX_REQUEST: usize = 16 * 1024 * 1024;
+
+/// An error answer in DynamoDB's JSON protocol.
+#[derive(Debug, Clone)]
+pub struct ErrorAnswer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl ErrorAnswer {
+    fn new(status: u16, error_type: &str) -> Self {
+        Self {
+            status,
+            body: json!({ "__type": error_type, "message": "injected by the fault proxy" }),
+        }
+    }
+
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, self.body.to_string()).into_response();
+        response.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static("application/x-amz-json-1.0"),
+        );
+        response
+    }
+}
+
+const INTERNAL_SERVER_ERROR: &str = "com.amazonaws.dynamodb.v20120810#InternalServerError";
+
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answers with this error instead of passing the request on.
+    Error(ErrorAnswer),
+    /// Holds the request this long, then drops it without passing it on: a server or network
+    /// that does not answer in time.
+    Stall(Duration),
+    /// Passes the request on, then answers 500 instead of passing the server's answer back: the
+    /// write happened, but the client cannot know.
+    LoseAnswer,
+}
+
+impl Fault {
+    pub fn throttling() -> Self {
+        Self::error(400, "com.amazon.coral.availability#ThrottlingException")
+    }
+
+    pub fn provisioned_throughput_exceeded() -> Self {
+        Self::error(
+            400,
+            "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+        )
+    }
+
+    pub fn internal_server_error() -> Self {
+        Self::error(500, INTERNAL_SERVER_ERROR)
+    }
+
+    pub fn service_unavailable() -> Self {
+        Self::error(
+            503,
+            "com.amazon.coral.availability#ServiceUnavailableException",
+        )
+    }
+
+    /// `TransactionCanceledException`, with one cancellation reason code per item, such as
+    /// `None`, `ConditionalCheckFailed`, `TransactionConflict` or `ThrottlingError`.
+    pub fn transaction_cancelled(reasons: &[&str]) -> Self {
+        let mut answer = ErrorAnswer::new(
+            400,
+            "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+        );
+        answer.body["message"] = Value::from(format!(
+            "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+            reasons.join(", ")
+        ));
+        answer.body["CancellationReasons"] =
+            reasons.iter().map(|code| json!({ "Code": code })).collect();
+        Self::Error(answer)
+    }
+
+    fn error(status: u16, error_type: &str) -> Self {
+        Self::Error(ErrorAnswer::new(status, error_type))
+    }
+}
+
+/// Which requests a fault is for, and how many more of them get it.
+#[derive(Debug)]
+struct Rule {
+    /// The DynamoDB operation (`PutItem`, `TransactWriteItems`, ...); `None` for every one.
+    operation: Option<String>,
+    fault: Fault,
+    remaining: Option<u32>,
+}
+
+#[derive(Debug, Default)]
+struct Faults {
+    rules: Vec<Rule>,
+    injected: u32,
+}
+
+impl Faults {
+    fn take(&mut self, operation: &str) -> Option<Fault> {
+        let index = self.rules.iter().position(|rule| {
+            rule.remaining != Some(0) && rule.operation.as_deref().is_none_or(|o| o == operation)
+        })?;
+        let rule = &mut self.rules[index];
+        if let Some(remaining) = &mut rule.remaining {
+            *remaining -= 1;
+        }
+        self.injected += 1;
+        Some(rule.fault.clone())
+    }
+}
+
+struct Upstream {
+    base: Uri,
+    client: Client<HttpConnector, Full<Bytes>>,
+    faults: Mutex<Faults>,
+}
+
+/// The proxy; clients use [`FaultProxy::endpoint`] as their DynamoDB endpoint.
+pub struct FaultProxy {
+    pub endpoint: String,
+    upstream: Arc<Upstream>,
+}
+
+impl FaultProxy {
+    /// Serves on a free port of 127.0.0.1, passing requests on to `upstream` (`http://...`).
+    pub async fn start(upstream: &str) -> Result<Self> {
+        let upstream = Arc::new(Upstream {
+            base: upstream.parse()?,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            faults: Mutex::default(),
+        });
+        let app = Router::new()
+            .fallback(proxy)
+            .with_state(Arc::clone(&upstream));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address: SocketAddr = listener.local_addr()?;
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(Self {
+            endpoint: format!("http://{address}"),
+            upstream,
+        })
+    }
+
+    /// Answers the next `times` requests for `operation` (every operation for `None`) with
+    /// `fault`; with `times` of `None`, every one until [`FaultProxy::clear`].
+    pub fn inject(&self, operation: Option<&str>, fault: Fault, times: Option<u32>) {
+        self.faults().rules.push(Rule {
+            operation: operation.map(str::to_owned),
+            fault,
+            remaining: times,
+        });
+    }
+
+    /// Passes every request on from now on.
+    pub fn clear(&self) {
+        self.faults().rules.clear();
+    }
+
+    /// How many requests were answered with a fault so far.
+    pub fn injected(&self) -> u32 {
+        self.faults().injected
+    }
+
+    fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.upstream
+            .faults
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+async fn proxy(State(upstream): State<Arc<Upstream>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_REQUEST).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let operation = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|target| target.to_str().ok())
+        .and_then(|target| target.rsplit('.').next())
+        .unwrap_or_default()
+        .to_owned();
+    let fault = upstream
+        .faults
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take(&operation);
+    match fault {
+        Some(Fault::Error(answer)) => answer.into_response(),
+        Some(Fault::Stall(duration)) => {
+            tokio::time::sleep(duration).await;
+            StatusCode::GATEWAY_TIMEOUT.into_response()
+        }
+        Some(Fault::LoseAnswer) => {
+            // The server's answer is read in full, so the write is done, and then dropped.
+            if let Ok(answer) = pass_on(&upstream, parts, body).await {
+                let _ = answer.into_body().collect().await;
+            }
+            ErrorAnswer::new(500, INTERNAL_SERVER_ERROR).into_response()
+        }
+        None => pass_on(&upstream, parts, body)
+            .await
+            .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response()),
+    }
+}
+
+async fn pass_on(
+    upstream: &Upstream,
+    mut parts: axum::http::request::Parts,
+    body: Bytes,
+) -> Result<Response> {
+    let mut uri = upstream.base.clone().into_parts();
+    uri.path_and_query = parts.uri.path_and_query().cloned();
+    parts.uri = Uri::from_parts(uri)?;
+    let request = axum::http::Request::from_parts(parts, Full::new(body));
+    let answer = upstream.client.request(request).await?;
+    Ok(answer.map(Body::new))
+}
