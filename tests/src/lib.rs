@@ -5,6 +5,8 @@
 //! The server is the embedded Dynoxide unless `AWS_ENDPOINT_URL_DYNAMODB` names another one,
 //! such as the official DynamoDB Local.
 
+pub mod process;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -24,7 +26,7 @@ use users::{handlers, idempotency};
 use xtask::fault_proxy::FaultProxy;
 
 /// The function timeout of template.yaml: the deadline each test invocation gets.
-const TIMEOUT: Duration = handlers::FUNCTION_TIMEOUT;
+pub(crate) const TIMEOUT: Duration = handlers::FUNCTION_TIMEOUT;
 
 static ENDPOINT: LazyLock<String> = LazyLock::new(|| {
     if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL_DYNAMODB") {
@@ -156,6 +158,11 @@ impl App {
             cursor_key: CursorKey::new(xtask::LOCAL_CURSOR_SECRET.as_bytes()).expect("a valid key"),
             clock: TestClock::default(),
         }
+    }
+
+    /// The DynamoDB-compatible server the tables are on.
+    pub fn endpoint(&self) -> &str {
+        &ENDPOINT
     }
 
     /// The store on these tables, reached through a proxy that injects faults on demand.

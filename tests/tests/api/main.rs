@@ -3,5 +3,7 @@
 
 mod failures;
 mod faults;
+mod logs;
+mod races;
 mod replay;
 mod scenarios;

@@ -1,0 +1,139 @@
+//! Several execution environments of create-user racing on one table, each its own process:
+//! what DynamoDB's conditions promise holds across processes, not only across tasks.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use serde_json::Value;
+use users_tests::process::FunctionProcess;
+use users_tests::{App, EventBuilder, Function, Reply};
+
+use crate::replay::contract_violations;
+
+const PROCESSES: usize = 4;
+
+async fn processes(app: &App) -> Vec<Arc<FunctionProcess>> {
+    let starting = (0..PROCESSES)
+        .map(|_| FunctionProcess::start(app, Function::CreateUser, app.endpoint(), &[]));
+    join_all(starting).await.into_iter().map(Arc::new).collect()
+}
+
+/// Sends every event at once, spread over the processes in turn; the replies in event order.
+async fn send_all(processes: &[Arc<FunctionProcess>], events: Vec<Value>) -> Vec<Reply> {
+    let sending = events.into_iter().enumerate().map(|(i, event)| {
+        let process = Arc::clone(&processes[i % processes.len()]);
+        async move { process.invoke(&event).await }
+    });
+    let replies = join_all(sending).await;
+    for reply in &replies {
+        let problems = contract_violations(reply);
+        assert!(problems.is_empty(), "{problems:?} in {reply:?}");
+    }
+    replies
+}
+
+fn create(name: &str, email: &str) -> EventBuilder {
+    EventBuilder::create(&serde_json::json!({ "name": name, "email": email }).to_string())
+}
+
+async fn listed_ids(app: &App) -> Vec<String> {
+    let reply = app
+        .invoke(
+            Function::ListUsers,
+            &EventBuilder::list("limit=100").build(),
+        )
+        .await;
+    assert_eq!(reply.body["next_cursor"], Value::Null);
+    reply.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|user| user["id"].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_email_in_many_cases_across_processes_makes_one_user() {
+    let app = App::new().await;
+    let processes = processes(&app).await;
+    let cases = ["race@example.com", "RACE@example.com", "Race@Example.COM"];
+    let events = (0..24)
+        .map(|i| create(&format!("Racer {i}"), cases[i % cases.len()]).build())
+        .collect();
+    let replies = send_all(&processes, events).await;
+    let mut statuses: Vec<_> = replies.iter().map(|r| (r.status, r.code())).collect();
+    statuses.sort_unstable();
+    let mut expected = vec![(409, Some("email_taken")); 23];
+    expected.insert(0, (201, None));
+    assert_eq!(statuses, expected);
+    assert_eq!(listed_ids(&app).await.len(), 1);
+    assert_eq!(app.snapshot().await.len(), 2, "one user and one email item");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_retries_with_one_key_across_processes_make_one_user() {
+    let app = App::new().await;
+    let processes = processes(&app).await;
+    let retry = create("Hedy Lamarr", "hedy@example.com")
+        .header("idempotency-key", "one-key")
+        .build();
+    let first_wave = send_all(&processes, vec![retry.clone(); 3 * PROCESSES]).await;
+    let created: Vec<_> = first_wave.iter().filter(|r| r.status == 201).collect();
+    assert!(!created.is_empty(), "someone creates the user");
+    for reply in &first_wave {
+        match reply.status {
+            201 => assert_eq!(reply.body, created[0].body, "the one user"),
+            _ => {
+                assert_eq!(reply.code(), Some("request_in_progress"), "{}", reply.body);
+            }
+        }
+    }
+    let second_wave = send_all(&processes, vec![retry; 2 * PROCESSES]).await;
+    for reply in &second_wave {
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        assert_eq!(
+            reply.body, created[0].body,
+            "every later retry gets the same 201"
+        );
+        assert_eq!(reply.header("location"), created[0].header("location"));
+    }
+    assert_eq!(listed_ids(&app).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn distinct_users_created_across_processes_are_each_listed_once() {
+    let app = App::new().await;
+    let processes = processes(&app).await;
+    let events = (0..40)
+        .map(|i| create(&format!("User {i}"), &format!("user{i}@example.com")).build())
+        .collect();
+    let replies = send_all(&processes, events).await;
+    assert!(replies.iter().all(|r| r.status == 201));
+    let created: HashSet<String> = replies
+        .iter()
+        .map(|r| r.body["id"].as_str().expect("an id").to_owned())
+        .collect();
+    assert_eq!(created.len(), 40);
+
+    let mut paged = Vec::new();
+    let mut query = "limit=7".to_owned();
+    loop {
+        let page = app
+            .invoke(Function::ListUsers, &EventBuilder::list(&query).build())
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        for user in page.body["items"].as_array().expect("items") {
+            paged.push(user["id"].as_str().expect("an id").to_owned());
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => query = format!("limit=7&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let mut newest_first = paged.clone();
+    newest_first.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(paged, newest_first, "newest first");
+    assert_eq!(paged.iter().cloned().collect::<HashSet<_>>(), created);
+    assert_eq!(paged.len(), 40, "each exactly once");
+}
