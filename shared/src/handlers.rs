@@ -60,7 +60,9 @@ async fn create(
     let now = clock.now();
     let user = User::create(new_user, now);
     let claim = key.map(|key| {
-        let in_flight_until = now + time_left(context).unwrap_or(FUNCTION_TIMEOUT);
+        // The claim ends when this request's work is given up, so a request cut off at its
+        // deadline leaves no claim that outlives its answer.
+        let in_flight_until = now + work_budget(context).unwrap_or(FUNCTION_TIMEOUT);
         ClaimRequest::new(
             &key,
             http::caller(request),
@@ -118,8 +120,7 @@ async fn guarded(
     work: impl Future<Output = Result<Reply, ApiError>>,
 ) -> Result<Reply, ApiError> {
     let work = AssertUnwindSafe(work).catch_unwind();
-    let budget = time_left(context).map(|left| left.saturating_sub(ANSWER_MARGIN));
-    let finished = match budget {
+    let finished = match work_budget(context) {
         // Too late to start: a write begun now could not be answered.
         Some(budget) if budget.is_zero() => {
             tracing::error!("the invocation had no time left to start");
@@ -141,15 +142,14 @@ async fn guarded(
     }
 }
 
-/// The time left until the invocation's deadline, unless the runtime gave none or one already
-/// past, as `cargo lambda watch` does (a fixed 600000 ms, in 1970): Lambda never runs a handler
-/// after its deadline. The deadline is the runtime's, so it is read on the system's clock.
-fn time_left(context: &Context) -> Option<Duration> {
+/// How long the request's work may run: the time left until the invocation's deadline, less
+/// [`ANSWER_MARGIN`]. `None` when the runtime gave no deadline or one already past, as
+/// `cargo lambda watch` does (a fixed 600000 ms, in 1970): Lambda never runs a handler after its
+/// deadline. The deadline is the runtime's, so it is read on the system's clock.
+fn work_budget(context: &Context) -> Option<Duration> {
     let deadline = UNIX_EPOCH.checked_add(Duration::from_millis(context.deadline))?;
-    deadline
-        .duration_since(SystemTime::now())
-        .ok()
-        .filter(|left| !left.is_zero())
+    let left = deadline.duration_since(SystemTime::now()).ok()?;
+    (!left.is_zero()).then(|| left.saturating_sub(ANSWER_MARGIN))
 }
 
 /// Renders the outcome and writes the request's one summary line (never a body or email).

@@ -2,16 +2,24 @@
 //! gets `503 unavailable` with `retry-after`, nothing is left half-written (checked on the server
 //! itself, past the proxy), and the same store serves again as soon as the fault clears.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
+use users::clock::Clock;
 use users::dynamodb::DynamoStore;
-use users_tests::{App, EventBuilder, Function, Reply};
+use users_tests::{App, EventBuilder, Function, Reply, deadline_in};
 use xtask::fault_proxy::Fault;
 
 use crate::failures::{answers, assert_reveals_nothing};
 
 const TRANSACT: Option<&str> = Some("TransactWriteItems");
+
+fn millis(at: SystemTime) -> u128 {
+    at.duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis()
+}
 
 fn keyed_create(key: &str) -> Value {
     EventBuilder::create(r#"{"name": "Ada", "email": "ada@example.com"}"#)
@@ -218,4 +226,52 @@ async fn a_dynamodb_that_stops_answering_is_a_503_before_the_deadline() {
         proxy.clear();
     }
     assert_served_again(&app, &store).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_cut_off_at_its_deadline_leaves_nothing_that_outlives_its_answer() {
+    let app = App::new().await;
+    let (proxy, store) = app.behind_fault_proxy().await;
+    proxy.inject(TRANSACT, Fault::Stall(Duration::from_secs(8)), None);
+    let cut_off = app
+        .invoke_with(
+            &store,
+            Function::CreateUser,
+            &keyed_create("cut-off"),
+            deadline_in(Duration::from_millis(1500)),
+        )
+        .await;
+    assert_unavailable(&cut_off);
+    let answered_ms = millis(app.clock.now());
+    let claims = app
+        .client
+        .scan()
+        .table_name(&app.tables.idempotency)
+        .send()
+        .await
+        .expect("the keys scan");
+    let [claim] = claims.items() else {
+        panic!("one claim: {claims:?}");
+    };
+    let Some(AttributeValue::N(in_flight_until)) = claim.get("in_flight_until") else {
+        panic!("a claim with its end: {claim:?}");
+    };
+    let in_flight_until: u128 = in_flight_until.parse().expect("milliseconds");
+    assert!(
+        in_flight_until <= answered_ms,
+        "the claim ended {} ms after the answer",
+        in_flight_until - answered_ms
+    );
+    proxy.clear();
+    // A client that waits the `retry-after` it was given finds the key free.
+    app.clock.advance(Duration::from_secs(1));
+    let retry = app
+        .invoke_on(&store, Function::CreateUser, &keyed_create("cut-off"))
+        .await;
+    assert_eq!(retry.status, 201, "{}", retry.body);
+    assert_eq!(
+        app.snapshot().await.len(),
+        3,
+        "a user, its email and its key"
+    );
 }

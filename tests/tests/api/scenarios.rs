@@ -1,8 +1,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
+use users::domain::{Email, NewUser, User, UserName};
 use users_tests::{App, EventBuilder, Function, Reply};
 
 use crate::replay::contract_violations;
@@ -329,6 +330,37 @@ async fn a_claim_left_by_a_request_that_died_expires_with_its_invocation() {
     let replay = app.invoke(Function::CreateUser, &request).await;
     assert_eq!(replay.body, taken_over.body);
     assert_eq!(all_pages(&app, 100).await.concat().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_largest_page_is_far_below_lambdas_response_limit() {
+    const LAMBDA_RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
+    let app = App::new().await;
+    let longest_name = "\u{1F600}".repeat(100);
+    for i in 0..101 {
+        // 64 + 1 + 63 + 1 + 63 + 1 + 61 = 254 bytes, the longest address.
+        let email = format!(
+            "{i:0>64}@{}.{}.{}",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(61)
+        );
+        let new = NewUser {
+            name: UserName::parse(&longest_name).expect("the longest name"),
+            email: Email::parse(&email).expect("the longest email"),
+        };
+        app.seed_user(&User::create(new, SystemTime::now())).await;
+    }
+    let page = app
+        .invoke(
+            Function::ListUsers,
+            &EventBuilder::list("limit=100").build(),
+        )
+        .await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.body["items"].as_array().map(Vec::len), Some(100));
+    let size = page.body.to_string().len();
+    assert!(size < LAMBDA_RESPONSE_LIMIT / 50, "{size} bytes");
 }
 
 #[tokio::test(flavor = "multi_thread")]
