@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
-use users::domain::{Email, NewUser, User, UserName};
+use users::domain::{Email, NewUser, User, UserId, UserName};
 use users_tests::{App, EventBuilder, Function, Reply};
 
 use crate::replay::contract_violations;
@@ -330,6 +330,44 @@ async fn a_claim_left_by_a_request_that_died_expires_with_its_invocation() {
     let replay = app.invoke(Function::CreateUser, &request).await;
     assert_eq!(replay.body, taken_over.body);
     assert_eq!(all_pages(&app, 100).await.concat().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_validly_signed_cursor_only_moves_within_the_users() {
+    let app = App::new().await;
+    for i in 0..3 {
+        assert_eq!(
+            create(&app, "Someone", &format!("u{i}@example.com"))
+                .await
+                .status,
+            201
+        );
+    }
+    let keys = EventBuilder::create(&body("Keyed", "keyed@example.com"))
+        .header("idempotency-key", "k")
+        .build();
+    assert_eq!(app.invoke(Function::CreateUser, &keys).await.status, 201);
+    for (bytes, expected) in [([0xff; 16], 4), ([0; 16], 0)] {
+        let cursor = app.cursor_key.encode(UserId::from_bytes(bytes));
+        let page = app
+            .invoke(
+                Function::ListUsers,
+                &EventBuilder::list(&format!("cursor={cursor}")).build(),
+            )
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let items = page.body["items"].as_array().expect("items");
+        assert_eq!(items.len(), expected, "{}", page.body);
+        for item in items {
+            let fields: Vec<&str> = item
+                .as_object()
+                .expect("a user")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(fields, ["created_at", "email", "id", "name"], "only users");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
