@@ -68,6 +68,7 @@ impl CursorKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::time::SystemTime;
 
     fn key(byte: u8) -> CursorKey {
@@ -106,5 +107,38 @@ mod tests {
     #[test]
     fn refuses_short_secrets() {
         assert!(CursorKey::new(b"short").is_err());
+    }
+
+    /// Strings shaped like cursors, and some that are not.
+    fn cursor_like() -> impl Strategy<Value = String> {
+        let signed_shape = prop::collection::vec(any::<u8>(), CURSOR_LEN).prop_map(|mut raw| {
+            raw[0] = VERSION;
+            URL_SAFE_NO_PAD.encode(raw)
+        });
+        prop_oneof![any::<String>(), "[A-Za-z0-9_=+/-]{0,70}", signed_shape]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn decodes_only_what_it_encoded(cursor in cursor_like()) {
+            if let Ok(id) = key(1).decode(&cursor) {
+                prop_assert_eq!(key(1).encode(id), cursor);
+            }
+        }
+
+        #[test]
+        fn any_changed_character_is_refused(
+            id in any::<[u8; 16]>(),
+            at in 0..44usize,
+            by in "[A-Za-z0-9_-]",
+        ) {
+            let cursor = key(1).encode(UserId::from_bytes(id));
+            prop_assert_eq!(key(1).decode(&cursor), Ok(UserId::from_bytes(id)));
+            let changed = format!("{}{by}{}", &cursor[..at], &cursor[at + 1..]);
+            prop_assume!(changed != cursor);
+            prop_assert!(key(1).decode(&changed).is_err(), "{:?}", changed);
+        }
     }
 }

@@ -49,6 +49,7 @@ impl Email {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn keeps_case_and_trims() {
@@ -104,5 +105,37 @@ mod tests {
         assert!(Email::parse(&at_limit).is_ok());
         assert!(Email::parse(&format!("abc@{domain}")).is_err());
         assert!(Email::parse(&format!("a@{}.com", "d".repeat(64))).is_err());
+    }
+
+    const LOCAL: &str = "[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]{1,80}";
+    const LABEL: &str = "[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?";
+
+    proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn accepts_only_short_ascii_addresses_with_one_at(
+            raw in prop_oneof![any::<String>(), "\\s?[ -~]{0,30}@[ -~]{0,30}\\s?"],
+        ) {
+            if let Ok(email) = Email::parse(&raw) {
+                let text = email.as_str();
+                prop_assert_eq!(text, raw.trim());
+                prop_assert!(text.is_ascii() && text.len() <= 254, "{:?}", text);
+                let (local, domain) = text.split_once('@').expect("an @");
+                prop_assert!(local.len() <= 64 && !domain.contains('@'), "{:?}", text);
+                prop_assert_eq!(email.canonical(), text.to_ascii_lowercase());
+                prop_assert_eq!(Email::parse(text), Ok(email.clone()));
+            }
+        }
+
+        #[test]
+        fn refuses_grammatical_addresses_only_for_their_length(
+            local in LOCAL,
+            labels in prop::collection::vec(LABEL, 1..6),
+        ) {
+            let email = format!("{local}@{}", labels.join("."));
+            let short_enough = local.len() <= 64 && email.len() <= 254;
+            prop_assert_eq!(Email::parse(&email).is_ok(), short_enough, "{:?}", email);
+        }
     }
 }

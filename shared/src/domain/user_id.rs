@@ -53,6 +53,7 @@ impl fmt::Display for UserId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn round_trips_its_canonical_form() {
@@ -86,5 +87,32 @@ mod tests {
         }
         assert!(UserId::parse("01JD3F5Q8K2X7V9M4T6B1N0C8R").is_ok());
         assert!(UserId::parse("7ZZZZZZZZZZZZZZZZZZZZZZZZZ").is_ok());
+    }
+
+    const CROCKFORD: &str = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+    proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn accepts_exactly_26_uppercase_crockford_characters_within_128_bits(
+            raw in prop_oneof![any::<String>(), "[0-9A-Za-z]{25,27}", "[0-9A-Z]{26}"],
+        ) {
+            let canonical = raw.len() == 26
+                && raw.starts_with(|c| ('0'..='7').contains(&c))
+                && raw.chars().all(|c| CROCKFORD.contains(c));
+            let parsed = UserId::parse(&raw);
+            prop_assert_eq!(parsed.is_ok(), canonical, "{:?}", raw);
+            if let Ok(id) = parsed {
+                prop_assert_eq!(id.to_string(), raw);
+            }
+        }
+
+        #[test]
+        fn every_id_round_trips_through_text_and_bytes(bytes in any::<[u8; 16]>()) {
+            let id = UserId::from_bytes(bytes);
+            prop_assert_eq!(UserId::parse(&id.to_string()), Ok(id));
+            prop_assert_eq!(id.to_bytes(), bytes);
+        }
     }
 }

@@ -36,6 +36,7 @@ fn is_bidi_control(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn trims_unicode_whitespace_and_keeps_the_rest() {
@@ -71,6 +72,28 @@ mod tests {
     fn accepts_rtl_emoji_and_zero_width() {
         for ok in ["שלום", "مرحبا", "👩‍💻 Grace", "a\u{200B}b", "Zoë"] {
             assert!(UserName::parse(ok).is_ok(), "{ok:?} refused");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn accepts_exactly_the_names_the_contract_allows(
+            raw in prop_oneof![any::<String>(), "\\s{0,2}\\PC{0,105}\\s{0,2}"],
+        ) {
+            let name = raw.trim();
+            let allowed = !name.is_empty()
+                && name.chars().count() <= 100
+                && !name.chars().any(|c| {
+                    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+                });
+            let parsed = UserName::parse(&raw);
+            prop_assert_eq!(parsed.is_ok(), allowed, "{:?}", raw);
+            if let Ok(parsed) = parsed {
+                prop_assert_eq!(parsed.as_str(), name);
+                prop_assert_eq!(UserName::parse(parsed.as_str()), Ok(parsed.clone()));
+            }
         }
     }
 }

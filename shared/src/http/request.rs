@@ -168,11 +168,14 @@ impl ListQuery {
     }
 }
 
+/// A decimal integer from 1 to 100; leading zeros are allowed, as in any integer.
 fn parse_limit(raw: &str) -> Option<usize> {
-    if raw.is_empty() || raw.len() > 3 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+    let significant = raw.trim_start_matches('0');
+    if significant.len() > 3 || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    raw.parse()
+    significant
+        .parse()
         .ok()
         .filter(|limit| (1..=MAX_LIMIT).contains(limit))
 }
@@ -180,6 +183,7 @@ fn parse_limit(raw: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn code(result: Result<NewUser, ApiError>) -> String {
         match result {
@@ -265,9 +269,12 @@ mod tests {
         assert_eq!(parse_limit("1"), Some(1));
         assert_eq!(parse_limit("100"), Some(100));
         assert_eq!(parse_limit("007"), Some(7));
+        assert_eq!(parse_limit("0100"), Some(100));
         for bad in [
             "",
             "0",
+            "000",
+            "0101",
             "101",
             "-1",
             "+1",
@@ -279,6 +286,56 @@ mod tests {
             "٣",
         ] {
             assert_eq!(parse_limit(bad), None, "{bad:?}");
+        }
+    }
+
+    fn list_query(raw: &str) -> Result<ListQuery, ApiError> {
+        let mut request = Request::default();
+        request.raw_query_string = Some(raw.to_owned());
+        let key = CursorKey::new(&[1; 32]).expect("32 bytes");
+        ListQuery::parse(&request, &key)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_body_is_a_user_or_a_400_or_a_422(
+            body in prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..200),
+                any::<String>().prop_map(String::into_bytes),
+                "[{}\\[\\]\":,a-z0-9 @.]{0,60}".prop_map(String::into_bytes),
+            ],
+        ) {
+            match new_user(&body) {
+                Ok(_) | Err(ApiError::InvalidJson | ApiError::ValidationFailed(_)) => {}
+                Err(other) => prop_assert!(false, "{:?}: {:?}", body, other),
+            }
+        }
+
+        #[test]
+        fn limits_are_the_integers_1_to_100(raw in prop_oneof![any::<String>(), "[-+ .eEx0-9]{0,5}"]) {
+            if let Some(limit) = parse_limit(&raw) {
+                prop_assert!(raw.bytes().all(|b| b.is_ascii_digit()), "{:?}", raw);
+                prop_assert_eq!(raw.parse::<usize>().ok(), Some(limit));
+                prop_assert!((1..=MAX_LIMIT).contains(&limit));
+            }
+        }
+
+        #[test]
+        fn every_limit_from_1_to_100_is_accepted(limit in 1..=MAX_LIMIT) {
+            prop_assert_eq!(parse_limit(&limit.to_string()), Some(limit));
+        }
+
+        #[test]
+        fn any_query_is_a_page_request_or_a_400(
+            raw in prop_oneof![any::<String>(), "((limit|cursor|x)=[-+%0-9A-Za-z_]{0,6}&?){0,4}"],
+        ) {
+            match list_query(&raw) {
+                Ok(query) => prop_assert!((1..=MAX_LIMIT).contains(&query.limit)),
+                Err(ApiError::InvalidLimit | ApiError::InvalidCursor) => {}
+                Err(other) => prop_assert!(false, "{:?}: {:?}", raw, other),
+            }
         }
     }
 }

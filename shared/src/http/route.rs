@@ -54,6 +54,7 @@ fn path(request: &Request) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn request(method: Method, path: &str, stage: &str) -> Request {
         let mut request = Request::default();
@@ -113,5 +114,19 @@ mod tests {
         assert_eq!(route(&staged).ok(), Some(Resource::ListUsers));
         let unstaged = request(Method::GET, "/users", "prod");
         assert_eq!(route(&unstaged).ok(), Some(Resource::ListUsers));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn an_id_is_one_nonempty_segment(
+            path in prop_oneof![any::<String>(), "/users(/[a-z./%]{0,4}){0,3}"],
+        ) {
+            if let Ok(Resource::GetUser { id }) = route(&request(Method::GET, &path, "$default")) {
+                prop_assert!(!id.is_empty() && !id.contains('/'), "{:?}", path);
+                prop_assert_eq!(format!("/users/{id}"), path);
+            }
+        }
     }
 }

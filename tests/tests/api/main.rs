@@ -3,6 +3,7 @@
 
 mod failures;
 mod faults;
+mod hostile;
 mod logs;
 mod races;
 mod replay;
