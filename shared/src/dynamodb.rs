@@ -11,7 +11,7 @@
 //! table's TTL attribute). Expiry is checked on read, as DynamoDB deletes expired items late.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
@@ -23,11 +23,13 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use tracing::Instrument;
 use ulid::Ulid;
 
 use crate::domain::{User, UserId};
 use crate::idempotency::{Claim, ClaimOutcome, ClaimRequest, RETENTION};
 use crate::store::{Page, StoreError, UserStore};
+use crate::telemetry::metric;
 
 pub const LISTING_INDEX: &str = "ByNewest";
 const LISTING: &str = "USER";
@@ -124,15 +126,17 @@ impl DynamoStore {
     }
 
     async fn read_claim(&self, scoped_key: &str) -> Result<Option<Item>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.idempotency)
-            .key("pk", s(scoped_key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(failure)?;
+        let output = timed(
+            "GetItem",
+            self.client
+                .get_item()
+                .table_name(&self.tables.idempotency)
+                .key("pk", s(scoped_key))
+                .consistent_read(true)
+                .send(),
+        )
+        .await
+        .map_err(failure)?;
         Ok(output.item)
     }
 
@@ -181,15 +185,17 @@ impl DynamoStore {
 
 impl UserStore for DynamoStore {
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.users)
-            .key("pk", s(format!("USER#{id}")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(failure)?;
+        let output = timed(
+            "GetItem",
+            self.client
+                .get_item()
+                .table_name(&self.tables.users)
+                .key("pk", s(format!("USER#{id}")))
+                .consistent_read(true)
+                .send(),
+        )
+        .await
+        .map_err(failure)?;
         output.item.as_ref().map(user_from_item).transpose()
     }
 
@@ -217,7 +223,7 @@ impl UserStore for DynamoStore {
                     .expression_attribute_values(":before", s(before.to_string())),
                 None => query.key_condition_expression("#listing = :listing"),
             };
-            let output = query.send().await.map_err(failure)?;
+            let output = timed("Query", query.send()).await.map_err(failure)?;
             for item in output.items() {
                 users.push(user_from_item(item)?);
             }
@@ -237,16 +243,18 @@ impl UserStore for DynamoStore {
             .map_err(|e| StoreError::Refused(e.into()))?;
         let mut attempt = 1;
         loop {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                // Fresh for each attempt of ours, kept by the SDK's own retries: a retry after
-                // a lost response is then recognised by DynamoDB instead of failing on the
-                // conditions its first write made true.
-                .client_request_token(Ulid::new().to_string())
-                .send()
-                .await;
+            let result = timed(
+                "TransactWriteItems",
+                self.client
+                    .transact_write_items()
+                    .set_transact_items(Some(items.clone()))
+                    // Fresh for each attempt of ours, kept by the SDK's own retries: a retry after
+                    // a lost response is then recognised by DynamoDB instead of failing on the
+                    // conditions its first write made true.
+                    .client_request_token(Ulid::new().to_string())
+                    .send(),
+            )
+            .await;
             let error = match result {
                 Ok(_) => return Ok(()),
                 Err(error) => error,
@@ -280,26 +288,28 @@ impl UserStore for DynamoStore {
         // An expired record may be replaced but could be deleted in between; a couple of rounds
         // settle it.
         for _ in 0..3 {
-            let put = self
-                .client
-                .put_item()
-                .table_name(&self.tables.idempotency)
-                .item("pk", s(&request.scoped_key))
-                .item("fingerprint", s(&request.fingerprint))
-                .item("state", s(IN_PROGRESS))
-                .item("user_id", s(&my_user))
-                .item("in_flight_until", n(my_deadline))
-                .item("expires_at", n(expires_at))
-                .condition_expression(
-                    "attribute_not_exists(pk) OR expires_at < :now_s \
+            let put = timed(
+                "PutItem",
+                self.client
+                    .put_item()
+                    .table_name(&self.tables.idempotency)
+                    .item("pk", s(&request.scoped_key))
+                    .item("fingerprint", s(&request.fingerprint))
+                    .item("state", s(IN_PROGRESS))
+                    .item("user_id", s(&my_user))
+                    .item("in_flight_until", n(my_deadline))
+                    .item("expires_at", n(expires_at))
+                    .condition_expression(
+                        "attribute_not_exists(pk) OR expires_at < :now_s \
                      OR (#state = :in_progress AND in_flight_until < :now_ms)",
-                )
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":now_s", n(now_s))
-                .expression_attribute_values(":now_ms", n(now_ms))
-                .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-                .send()
-                .await;
+                    )
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":now_s", n(now_s))
+                    .expression_attribute_values(":now_ms", n(now_ms))
+                    .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+                    .send(),
+            )
+            .await;
             if result_of_claim(put)? {
                 return Ok(ClaimOutcome::Claimed);
             }
@@ -336,17 +346,19 @@ impl UserStore for DynamoStore {
     }
 
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.tables.idempotency)
-            .key("pk", s(&claim.scoped_key))
-            .condition_expression("#state = :in_progress AND user_id = :user")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-            .expression_attribute_values(":user", s(claim.user.to_string()))
-            .send()
-            .await;
+        let result = timed(
+            "DeleteItem",
+            self.client
+                .delete_item()
+                .table_name(&self.tables.idempotency)
+                .key("pk", s(&claim.scoped_key))
+                .condition_expression("#state = :in_progress AND user_id = :user")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+                .expression_attribute_values(":user", s(claim.user.to_string()))
+                .send(),
+        )
+        .await;
         match result {
             Ok(_) => Ok(()),
             // Someone else holds the key now: nothing of ours is left to release.
@@ -360,6 +372,17 @@ impl UserStore for DynamoStore {
             Err(error) => Err(failure(error)),
         }
     }
+}
+
+/// Runs a DynamoDB call in a span named after its operation, and records its latency.
+async fn timed<T>(operation: &'static str, call: impl Future<Output = T>) -> T {
+    let started = Instant::now();
+    let result = call
+        .instrument(tracing::info_span!("dynamodb", operation))
+        .await;
+    metrics::histogram!(metric::DYNAMODB_LATENCY, "operation" => operation)
+        .record(started.elapsed().as_secs_f64() * 1000.0);
+    result
 }
 
 /// Sorts an SDK failure by whether a retry may help: timeouts, connection failures, throttling

@@ -2,10 +2,11 @@
 
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt;
 use lambda_http::{Context, LambdaEvent};
+use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::cursor::CursorKey;
@@ -14,26 +15,22 @@ use crate::http::{self, ApiError, ListQuery, Reply, Request, Resource, Response}
 use crate::idempotency::ClaimRequest;
 use crate::service;
 use crate::store::UserStore;
+use crate::telemetry;
 
 pub async fn create_user(
     store: &impl UserStore,
     clock: &impl Clock,
     event: LambdaEvent<Request>,
 ) -> Result<Response, Infallible> {
-    let outcome = guarded(
-        &event.context,
-        create(store, clock, &event.payload, &event.context),
-    )
-    .await;
-    Ok(finish(&outcome, &event.context))
+    let work = create(store, clock, &event.payload, &event.context);
+    Ok(serve(&event, work).await)
 }
 
 pub async fn get_user(
     store: &impl UserStore,
     event: LambdaEvent<Request>,
 ) -> Result<Response, Infallible> {
-    let outcome = guarded(&event.context, get(store, &event.payload)).await;
-    Ok(finish(&outcome, &event.context))
+    Ok(serve(&event, get(store, &event.payload)).await)
 }
 
 pub async fn list_users(
@@ -41,8 +38,48 @@ pub async fn list_users(
     cursor_key: &CursorKey,
     event: LambdaEvent<Request>,
 ) -> Result<Response, Infallible> {
-    let outcome = guarded(&event.context, list(store, cursor_key, &event.payload)).await;
-    Ok(finish(&outcome, &event.context))
+    Ok(serve(&event, list(store, cursor_key, &event.payload)).await)
+}
+
+/// Runs a request's work in its span, answers, writes the request's one summary line (never a
+/// body or an email) and its metrics.
+async fn serve(
+    event: &LambdaEvent<Request>,
+    work: impl Future<Output = Result<Reply, ApiError>>,
+) -> Response {
+    let started = Instant::now();
+    let span = tracing::info_span!("request", cold_start = telemetry::cold_start());
+    // Boxed, so that the futures of the handlers' callers stay shallow enough for the compiler
+    // to lay out; one allocation per request.
+    let work = Box::pin(work);
+    async {
+        let outcome = guarded(&event.context, work).await;
+        let response = http::render(&outcome, &event.context.request_id);
+        let route = event.payload.route_key.as_deref().unwrap_or_default();
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match &outcome {
+            Ok(_) => tracing::info!(
+                route,
+                status = response.status_code,
+                duration_ms,
+                "request done"
+            ),
+            Err(error) => {
+                metrics::counter!(telemetry::metric::ERRORS, "code" => error.code()).increment(1);
+                tracing::info!(
+                    route,
+                    status = response.status_code,
+                    code = error.code(),
+                    duration_ms,
+                    "request done"
+                );
+            }
+        }
+        telemetry::flush_metrics();
+        response
+    }
+    .instrument(span)
+    .await
 }
 
 async fn create(
@@ -150,20 +187,4 @@ fn work_budget(context: &Context) -> Option<Duration> {
     let deadline = UNIX_EPOCH.checked_add(Duration::from_millis(context.deadline))?;
     let left = deadline.duration_since(SystemTime::now()).ok()?;
     (!left.is_zero()).then(|| left.saturating_sub(ANSWER_MARGIN))
-}
-
-/// Renders the outcome and writes the request's one summary line (never a body or email).
-fn finish(outcome: &Result<Reply, ApiError>, context: &Context) -> Response {
-    let response = http::render(outcome, &context.request_id);
-    match outcome {
-        Ok(_) => tracing::info!(status = response.status_code, "request done"),
-        Err(error) => {
-            tracing::info!(
-                status = response.status_code,
-                code = error.code(),
-                "request done"
-            );
-        }
-    }
-    response
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::domain::{User, UserId};
 use crate::idempotency::{ClaimOutcome, ClaimRequest};
 use crate::store::{Page, StoreError, UserStore};
+use crate::telemetry::metric;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -40,11 +41,13 @@ pub async fn create_user(
 ) -> Result<User, ServiceError> {
     let Some(request) = idempotency else {
         store.insert(&user, None).await?;
+        metrics::counter!(metric::USERS_CREATED).increment(1);
         return Ok(user);
     };
     match store.claim(&request).await? {
         ClaimOutcome::Claimed => {}
         ClaimOutcome::Replay(id) => {
+            metrics::counter!(metric::IDEMPOTENT_REPLAYS).increment(1);
             return store.get(id).await?.ok_or(ServiceError::LostReplay(id));
         }
         ClaimOutcome::InProgress { retry_after } => {
@@ -54,7 +57,10 @@ pub async fn create_user(
     }
     let claim = request.claim();
     match store.insert(&user, Some(&claim)).await {
-        Ok(()) => Ok(user),
+        Ok(()) => {
+            metrics::counter!(metric::USERS_CREATED).increment(1);
+            Ok(user)
+        }
         Err(StoreError::ClaimLost) => Err(ServiceError::Store(StoreError::ClaimLost)),
         Err(error) => {
             // If the insert did commit after all, the claim is completed and this is a no-op;

@@ -1,17 +1,55 @@
-//! Logging: JSON lines when Lambda's `AWS_LAMBDA_LOG_FORMAT` is `JSON`, text otherwise, at
-//! `AWS_LAMBDA_LOG_LEVEL` (or `RUST_LOG`), as `lambda_runtime`'s default subscriber does, except
-//! that no level logs a request's payload.
+//! Logs, metrics and shutdown, with what Powertools gives Python functions:
+//!
+//! - Logs honour Lambda's `AWS_LAMBDA_LOG_FORMAT` and `AWS_LAMBDA_LOG_LEVEL` (or `RUST_LOG`).
+//!   In JSON, every line carries the fields of the spans it is in at the top level: the runtime's
+//!   `requestId` and `xrayTraceId`, and this module's `cold_start`, beside the function's name.
+//!   As text (under `cargo lambda watch`), the spans lead each line. No level logs a payload.
+//! - Metrics are CloudWatch Embedded Metric Format documents, written to stdout after each
+//!   request, in the namespace `POWERTOOLS_METRICS_NAMESPACE` with the dimension `service` =
+//!   `POWERTOOLS_SERVICE_NAME`, as Powertools names them.
+//! - On SIGTERM, what is pending is flushed before the process exits.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use lambda_http::tracing::subscriber::filter::{Directive, EnvFilter, LevelFilter};
+use lambda_http::tracing::subscriber::layer::SubscriberExt;
+use lambda_http::tracing::subscriber::util::SubscriberInitExt;
+use lambda_http::tracing::subscriber::{fmt, registry};
+use metrics::Unit;
+use metrics_cloudwatch_embedded::Collector;
 
 /// Where `lambda_runtime` logs each event whole, body included, at TRACE. Emails must never
 /// reach the logs, so this target is held at DEBUG at most.
 const RAW_EVENT_TARGET: &str = "lambda_runtime::layers::api_response";
 
+pub const DEFAULT_NAMESPACE: &str = "UsersService";
+pub const DEFAULT_SERVICE: &str = "users";
+
+/// The metrics, by name.
+pub mod metric {
+    pub const USERS_CREATED: &str = "UsersCreated";
+    pub const IDEMPOTENT_REPLAYS: &str = "IdempotentReplays";
+    /// With the dimension `code`, the contract's error code.
+    pub const ERRORS: &str = "Errors";
+    /// With the dimension `function_name`.
+    pub const COLD_STARTS: &str = "ColdStart";
+    /// Milliseconds per DynamoDB call, with the dimension `operation`.
+    pub const DYNAMODB_LATENCY: &str = "DynamoDbLatency";
+}
+
+static METRICS: OnceLock<&'static Collector> = OnceLock::new();
+static COLD: AtomicBool = AtomicBool::new(true);
+
+/// Sets up logs and metrics; once per process, before anything logs.
 pub fn init() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .ok()
+    init_logs();
+    init_metrics();
+}
+
+fn init_logs() {
+    let level = env("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|| env("RUST_LOG"))
         .and_then(|level| level.parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::INFO);
     let no_payloads: Directive = format!("{RAW_EVENT_TARGET}={}", level.min(LevelFilter::DEBUG))
@@ -21,14 +59,87 @@ pub fn init() {
         .with_default_directive(level.into())
         .from_env_lossy()
         .add_directive(no_payloads);
-    let subscriber = lambda_http::tracing::subscriber::fmt()
-        .with_target(false)
-        .without_time()
-        .with_env_filter(filter);
-    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    if json {
-        subscriber.json().init();
+    let logs = registry().with(filter);
+    if env("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")) {
+        let mut json = json_subscriber::layer()
+            .with_target(false)
+            .without_time()
+            .with_current_span(false)
+            .with_span_list(false)
+            .flatten_event(true)
+            .flatten_span_list_on_top_level(true);
+        json.inner_layer_mut().add_static_field(
+            "function",
+            serde_json::Value::from(env("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default()),
+        );
+        logs.with(json).init();
     } else {
-        subscriber.init();
+        logs.with(fmt::layer().with_target(false).without_time())
+            .init();
     }
+}
+
+fn init_metrics() {
+    let namespace = env("POWERTOOLS_METRICS_NAMESPACE").unwrap_or_else(|| DEFAULT_NAMESPACE.into());
+    let service = env("POWERTOOLS_SERVICE_NAME").unwrap_or_else(|| DEFAULT_SERVICE.into());
+    let collector = metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace(namespace)
+        .with_dimension("service", service)
+        .init();
+    match collector {
+        Ok(collector) => {
+            let _ = METRICS.set(collector);
+        }
+        Err(error) => tracing::error!(%error, "metrics are off"),
+    }
+    metrics::describe_counter!(metric::USERS_CREATED, Unit::Count, "users created");
+    metrics::describe_counter!(
+        metric::IDEMPOTENT_REPLAYS,
+        Unit::Count,
+        "creates answered from an idempotency key"
+    );
+    metrics::describe_counter!(metric::ERRORS, Unit::Count, "error answers, by code");
+    metrics::describe_counter!(
+        metric::COLD_STARTS,
+        Unit::Count,
+        "first invocations of an execution environment"
+    );
+    metrics::describe_histogram!(
+        metric::DYNAMODB_LATENCY,
+        Unit::Milliseconds,
+        "DynamoDB call latency"
+    );
+}
+
+/// True for the first request of this execution environment only; counted as a cold start.
+pub fn cold_start() -> bool {
+    let cold = COLD.swap(false, Ordering::Relaxed);
+    if cold {
+        let function = env("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+        metrics::counter!(metric::COLD_STARTS, "function_name" => function).increment(1);
+    }
+    cold
+}
+
+/// Writes the metrics recorded since the last flush as EMF documents on stdout.
+pub fn flush_metrics() {
+    if let Some(collector) = METRICS.get()
+        && let Err(error) = collector.flush(std::io::stdout().lock())
+    {
+        tracing::warn!(%error, "could not write metrics");
+    }
+}
+
+/// Registers with Lambda for its shutdown, so that a SIGTERM flushes what is pending before
+/// the process exits. Call during init, before the runtime starts.
+pub async fn flush_on_shutdown() {
+    lambda_runtime::spawn_graceful_shutdown_handler(|| async {
+        flush_metrics();
+        tracing::info!("shutting down");
+    })
+    .await;
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
 }

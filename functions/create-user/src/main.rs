@@ -6,6 +6,7 @@ use users::clock::SystemClock;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     users::telemetry::init();
+    users::telemetry::flush_on_shutdown().await;
     let store = users::config::store()?;
     lambda_runtime::run(service_fn(|event| {
         users::handlers::create_user(&store, &SystemClock, event)

@@ -8,3 +8,4 @@ mod logs;
 mod races;
 mod replay;
 mod scenarios;
+mod telemetry;
