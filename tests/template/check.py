@@ -3,7 +3,8 @@
 Transforms the SAM template to plain CloudFormation with samtranslator (written to the path given
 as the only argument, for cfn-lint), then checks that each function's role allows exactly the
 DynamoDB actions its code calls on exactly the tables and index it touches, that no inline policy
-grants `*`, and that the API's routes are the contract's and the local router's.
+grants `*`, that the API's routes are the contract's and the local router's, and that the alarms,
+rollbacks, metrics settings and dashboard an operator relies on are in place.
 """
 
 import json
@@ -205,6 +206,36 @@ def main(output_path):
         check("RetentionInDays" in group, f"{binary} has no log group with a retention")
         watched = [a for a in alarms if {"Name": "Resource", "Value": {"Fn::Sub": f"${{{function}}}:live"}} in a.get("Dimensions", [])]
         check(bool(watched), f"no alarm watches {binary}'s live alias")
+
+    # Operations: every alarm notifies the optional topic; each function's deployment rolls back
+    # on its errors, its 5xx answers and its p99 duration; throttling is watched at every layer;
+    # the 5xx filters read the top-level `status` of the summary line (tests/tests/api/telemetry.rs).
+    notify = {"Fn::If": ["NotifyAlarms", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    alarm_names = {n for n, r in sam["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    for name in alarm_names:
+        properties = sam["Resources"][name]["Properties"]
+        check(properties.get("AlarmActions") == notify and properties.get("OKActions") == notify, f"{name} notifies no topic")
+    expected_alarms = {"ApiServerErrorRateAlarm", "UsersTableThrottlesAlarm", "IdempotencyTableThrottlesAlarm"}
+    for function in binaries:
+        prefix = function.removesuffix("Function")
+        expected_alarms |= {f"{prefix}{kind}Alarm" for kind in ("Errors", "ServerErrors", "Duration", "Throttles")}
+        rollback = sam["Resources"][function]["Properties"]["DeploymentPreference"]["Alarms"]
+        rollback = {alarm["Ref"] for alarm in rollback}
+        check(rollback == {f"{prefix}{kind}Alarm" for kind in ("Errors", "ServerErrors", "Duration")}, f"{function} rolls back on {sorted(rollback)}")
+    check(alarm_names == expected_alarms, f"alarms: extra {sorted(alarm_names - expected_alarms)}, missing {sorted(expected_alarms - alarm_names)}")
+    filters = [r["Properties"]["FilterPattern"] for r in sam["Resources"].values() if r["Type"] == "AWS::Logs::MetricFilter"]
+    check(filters == ["{ $.status >= 500 }"] * len(binaries), f"5xx filters {filters}")
+    globals_ = sam["Globals"]["Function"]
+    check(globals_.get("Tracing") == "Active", "X-Ray tracing is not active")
+    variables = globals_["Environment"]["Variables"]
+    check(variables.get("POWERTOOLS_METRICS_NAMESPACE") == {"Ref": "MetricsNamespace"}, "the metrics namespace is not the parameter")
+    check(variables.get("POWERTOOLS_SERVICE_NAME") == {"Ref": "ServiceName"}, "the service dimension is not the parameter")
+    dashboards = [r["Properties"]["DashboardBody"]["Fn::Sub"] for r in sam["Resources"].values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+    check(len(dashboards) == 1, "no operations dashboard")
+    for body in dashboards:
+        widgets = json.loads(body)["widgets"]
+        shown = {a.removeprefix("${").removesuffix(".Arn}") for w in widgets if w["type"] == "alarm" for a in w["properties"]["alarms"]}
+        check(shown == alarm_names, f"the dashboard shows alarms {sorted(shown)}")
 
     for failure in failures:
         print(f"template check failed: {failure}")
