@@ -23,8 +23,8 @@ use metrics_cloudwatch_embedded::Collector;
 /// reach the logs, so this target is held at DEBUG at most.
 const RAW_EVENT_TARGET: &str = "lambda_runtime::layers::api_response";
 
-pub const DEFAULT_NAMESPACE: &str = "UsersService";
-pub const DEFAULT_SERVICE: &str = "users";
+const DEFAULT_NAMESPACE: &str = "UsersService";
+const DEFAULT_SERVICE: &str = "users";
 
 /// The metrics, by name.
 pub mod metric {
