@@ -286,7 +286,8 @@ pub fn deadline_in(time_left: Duration) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
-fn decode(response: Response) -> Reply {
+/// A function's API Gateway response, decoded and checked to be JSON text.
+pub(crate) fn decode(response: Response) -> Reply {
     let text = match response.body {
         Some(Body::Text(text)) => text,
         other => panic!("responses are JSON text, got {other:?}"),

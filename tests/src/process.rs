@@ -6,14 +6,13 @@ use std::process::Stdio;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
-use lambda_http::http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use xtask::runtime_api::{Outcome, RuntimeApi};
 
-use crate::{App, Function, Reply, TIMEOUT, workspace_root};
+use crate::{App, Function, Reply, TIMEOUT, decode, workspace_root};
 
 /// The dev-profile binaries, built once per test binary by the cargo that runs the tests.
 static BINARIES: LazyLock<Result<PathBuf, String>> = LazyLock::new(|| {
@@ -122,24 +121,7 @@ impl FunctionProcess {
         let Outcome::Response(body) = outcome else {
             panic!("the function failed: {outcome:?}");
         };
-        let response: Value = serde_json::from_slice(&body).expect("a JSON response");
-        let mut headers = HeaderMap::new();
-        for (name, value) in response["headers"].as_object().into_iter().flatten() {
-            headers.insert(
-                HeaderName::try_from(name.as_str()).expect("a header name"),
-                HeaderValue::try_from(value.as_str().unwrap_or_default()).expect("a header value"),
-            );
-        }
-        let text = response["body"].as_str().expect("a text body");
-        Reply {
-            status: response["statusCode"]
-                .as_u64()
-                .and_then(|s| u16::try_from(s).ok())
-                .expect("a status code"),
-            headers,
-            body: serde_json::from_str(text)
-                .unwrap_or_else(|e| panic!("a JSON body ({e}): {text}")),
-        }
+        decode(serde_json::from_slice(&body).expect("an API Gateway response"))
     }
 
     /// Everything the process wrote to stdout and stderr so far.

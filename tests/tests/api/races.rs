@@ -10,6 +10,7 @@ use users_tests::process::FunctionProcess;
 use users_tests::{App, EventBuilder, Function, Reply};
 
 use crate::replay::contract_violations;
+use crate::scenarios::all_pages;
 
 const PROCESSES: usize = 4;
 
@@ -37,22 +38,6 @@ fn create(name: &str, email: &str) -> EventBuilder {
     EventBuilder::create(&serde_json::json!({ "name": name, "email": email }).to_string())
 }
 
-async fn listed_ids(app: &App) -> Vec<String> {
-    let reply = app
-        .invoke(
-            Function::ListUsers,
-            &EventBuilder::list("limit=100").build(),
-        )
-        .await;
-    assert_eq!(reply.body["next_cursor"], Value::Null);
-    reply.body["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|user| user["id"].as_str().expect("an id").to_owned())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn one_email_in_many_cases_across_processes_makes_one_user() {
     let app = App::new().await;
@@ -67,7 +52,7 @@ async fn one_email_in_many_cases_across_processes_makes_one_user() {
     let mut expected = vec![(409, Some("email_taken")); 23];
     expected.insert(0, (201, None));
     assert_eq!(statuses, expected);
-    assert_eq!(listed_ids(&app).await.len(), 1);
+    assert_eq!(all_pages(&app, 100).await.concat().len(), 1);
     assert_eq!(app.snapshot().await.len(), 2, "one user and one email item");
 }
 
@@ -98,7 +83,7 @@ async fn concurrent_retries_with_one_key_across_processes_make_one_user() {
         );
         assert_eq!(reply.header("location"), created[0].header("location"));
     }
-    assert_eq!(listed_ids(&app).await.len(), 1);
+    assert_eq!(all_pages(&app, 100).await.concat().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -116,21 +101,12 @@ async fn distinct_users_created_across_processes_are_each_listed_once() {
         .collect();
     assert_eq!(created.len(), 40);
 
-    let mut paged = Vec::new();
-    let mut query = "limit=7".to_owned();
-    loop {
-        let page = app
-            .invoke(Function::ListUsers, &EventBuilder::list(&query).build())
-            .await;
-        assert_eq!(page.status, 200, "{}", page.body);
-        for user in page.body["items"].as_array().expect("items") {
-            paged.push(user["id"].as_str().expect("an id").to_owned());
-        }
-        match page.body["next_cursor"].as_str() {
-            Some(cursor) => query = format!("limit=7&cursor={cursor}"),
-            None => break,
-        }
-    }
+    let paged: Vec<String> = all_pages(&app, 7)
+        .await
+        .concat()
+        .iter()
+        .map(|user| user["id"].as_str().expect("an id").to_owned())
+        .collect();
     let mut newest_first = paged.clone();
     newest_first.sort_unstable_by(|a, b| b.cmp(a));
     assert_eq!(paged, newest_first, "newest first");

@@ -25,7 +25,7 @@ fn assert_contract(reply: &Reply) {
     assert!(problems.is_empty(), "{problems:?} in {reply:?}");
 }
 
-async fn all_pages(app: &App, limit: usize) -> Vec<Vec<Value>> {
+pub async fn all_pages(app: &App, limit: usize) -> Vec<Vec<Value>> {
     let mut pages = Vec::new();
     let mut query = format!("limit={limit}");
     loop {
