@@ -27,7 +27,13 @@ pub const LOCAL_AWS_ENV: [(&str, &str); 5] = [
 ];
 
 /// The functions, by binary name.
-pub const FUNCTIONS: [&str; 3] = ["create-user", "get-user", "list-users"];
+pub const FUNCTIONS: [&str; 5] = [
+    "create-user",
+    "get-user",
+    "list-users",
+    "update-user",
+    "delete-user",
+];
 
 /// The cargo that runs this command, so that nested builds use the same toolchain.
 pub fn cargo() -> std::process::Command {

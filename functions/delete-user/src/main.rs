@@ -1,0 +1,11 @@
+//! `DELETE /users/{id}`.
+
+use lambda_http::{Error, lambda_runtime, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    users::telemetry::init();
+    users::telemetry::flush_on_shutdown().await;
+    let store = users::config::store()?;
+    lambda_runtime::run(service_fn(|event| users::handlers::delete_user(&store, event))).await
+}

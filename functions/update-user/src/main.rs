@@ -1,0 +1,15 @@
+//! `PATCH /users/{id}`.
+
+use lambda_http::{Error, lambda_runtime, service_fn};
+use users::clock::SystemClock;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    users::telemetry::init();
+    users::telemetry::flush_on_shutdown().await;
+    let store = users::config::store()?;
+    lambda_runtime::run(service_fn(|event| {
+        users::handlers::update_user(&store, &SystemClock, event)
+    }))
+    .await
+}
