@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# End-to-end check of a deployed stack: signs a throwaway Cognito user in, creates, reads and
-# lists a user through the API, checks that a call without a token is refused, then deletes the
-# Cognito user. The created API user stays in the table (the API has no delete).
+# End-to-end check of a deployed stack: gets access tokens for the stack's two app clients with
+# the client-credentials grant, then creates, reads, lists, updates and deletes a user through
+# the API, and checks that a call without a token is refused (401) and a read-only token cannot
+# write (403). The user it creates is deleted by the test itself.
 #
 # usage: tests/deployed-smoke.sh [stack-name] [region]
 #        (defaults: users-service, us-east-1 as in samconfig.toml; needs aws, curl, python3)
@@ -15,42 +16,62 @@ output() {
 }
 api=$(output ApiUrl)
 pool=$(output UserPoolId)
-client=$(output UserPoolClientId)
+token_url=$(output TokenUrl)
 
-run=$(date +%s)-$RANDOM
-caller="smoke-$run@example.com"
-password="Smoke-$run-$RANDOM-Aa1!"
-aws cognito-idp admin-create-user --user-pool-id "$pool" --username "$caller" \
-  --message-action SUPPRESS >/dev/null
-trap 'aws cognito-idp admin-delete-user --user-pool-id "$pool" --username "$caller"' EXIT
-aws cognito-idp admin-set-user-password --user-pool-id "$pool" --username "$caller" \
-  --password "$password" --permanent
-token=$(aws cognito-idp initiate-auth --client-id "$client" --auth-flow USER_PASSWORD_AUTH \
-  --auth-parameters "USERNAME=$caller,PASSWORD=$password" \
-  --query AuthenticationResult.AccessToken --output text)
+access_token() { # access_token CLIENT-ID: an access token carrying every scope the client may ask for
+  local secret
+  secret=$(aws cognito-idp describe-user-pool-client --user-pool-id "$pool" --client-id "$1" \
+    --query UserPoolClient.ClientSecret --output text)
+  curl -sS --fail-with-body -u "$1:$secret" -d grant_type=client_credentials "$token_url" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
+}
+token=$(access_token "$(output FullAccessClientId)")
+read_token=$(access_token "$(output ReadOnlyClientId)")
 
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 expect() { # expect STATUS DESCRIPTION curl-args...
   local want=$1 what=$2
   shift 2
   local got
-  got=$(curl -sS -o /tmp/smoke-body -w '%{http_code}' "$@")
+  got=$(curl -sS -o "$work/body" -D "$work/headers" -w '%{http_code}' "$@")
   if [ "$got" != "$want" ]; then
-    echo "FAIL $what: $got instead of $want: $(cat /tmp/smoke-body)"
+    echo "FAIL $what: $got instead of $want: $(cat "$work/body")"
     exit 1
   fi
   echo "ok   $what: $got"
 }
+field() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$work/body" "$1"; }
+etag() { grep -i '^etag:' "$work/headers" | cut -d' ' -f2- | tr -d '\r'; }
+
+run=$(date +%s)-$RANDOM
+create=(-H "authorization: Bearer $token" -H 'content-type: application/json'
+  -H "idempotency-key: smoke-$run" -d "{\"name\": \"Smoke Test\", \"email\": \"user-$run@example.com\"}")
 
 expect 401 "a call without a token" "$api/users"
-expect 201 "create" "$api/users" -H "authorization: Bearer $token" \
-  -H 'content-type: application/json' -H "idempotency-key: smoke-$run" \
-  -d "{\"name\": \"Smoke Test\", \"email\": \"user-$run@example.com\"}"
-id=$(python3 -c 'import json; print(json.load(open("/tmp/smoke-body"))["id"])')
-expect 201 "an idempotent retry" "$api/users" -H "authorization: Bearer $token" \
-  -H 'content-type: application/json' -H "idempotency-key: smoke-$run" \
-  -d "{\"name\": \"Smoke Test\", \"email\": \"user-$run@example.com\"}"
+expect 201 "create" "$api/users" "${create[@]}"
+id=$(field id)
+created=$(etag)
+expect 201 "an idempotent retry" "$api/users" "${create[@]}"
 expect 200 "get" "$api/users/$id" -H "authorization: Bearer $token"
 expect 404 "get an unknown id" "$api/users/01JD3F5Q8K2X7V9M4T6B1N0C8S" -H "authorization: Bearer $token"
 expect 200 "list" "$api/users?limit=1" -H "authorization: Bearer $token"
 expect 400 "list with a forged cursor" "$api/users?cursor=forged" -H "authorization: Bearer $token"
+
+expect 200 "get with a read-only token" "$api/users/$id" -H "authorization: Bearer $read_token"
+expect 403 "create with a read-only token" "$api/users" -H "authorization: Bearer $read_token" \
+  -H 'content-type: application/json' -d '{"name": "Not Allowed", "email": "nobody@example.com"}'
+if [ "$(cat "$work/body")" != '{"message":"Forbidden"}' ]; then
+  echo "FAIL the 403 is not API Gateway's own: $(cat "$work/body")"
+  exit 1
+fi
+
+expect 200 "update with if-match" "$api/users/$id" -X PATCH -H "authorization: Bearer $token" \
+  -H 'content-type: application/merge-patch+json' -H "if-match: $created" -d '{"name": "Smoke Tested"}'
+[ "$(field name)" = "Smoke Tested" ] || { echo "FAIL the update answered $(cat "$work/body")"; exit 1; }
+expect 412 "update with a stale if-match" "$api/users/$id" -X PATCH -H "authorization: Bearer $token" \
+  -H 'content-type: application/merge-patch+json' -H "if-match: $created" -d '{"name": "Too Late"}'
+expect 204 "delete" "$api/users/$id" -X DELETE -H "authorization: Bearer $token"
+expect 404 "get after the delete" "$api/users/$id" -H "authorization: Bearer $token"
+expect 404 "a second delete" "$api/users/$id" -X DELETE -H "authorization: Bearer $token"
 echo "deployed stack $stack answers as the contract says"

@@ -3,13 +3,16 @@
 Transforms the SAM template to plain CloudFormation with samtranslator (written to the path given
 as the only argument, for cfn-lint), then checks that each function's role allows exactly the
 DynamoDB actions its code calls on exactly the tables and index it touches, that no inline policy
-grants `*`, that the API's routes are the contract's and the local router's, and that the alarms,
-rollbacks, metrics settings and dashboard an operator relies on are in place.
+grants `*`, that the API's routes are the contract's and the local router's, each requiring its
+scope, that the scopes and the app clients that hold them are the Cognito pool's and every
+documented client is one the authorizer accepts, and that the alarms, rollbacks, metrics settings
+and dashboard an operator relies on are in place.
 """
 
 import json
 import os
 import pathlib
+import re
 import sys
 import tomllib
 
@@ -18,7 +21,8 @@ from samtranslator.yaml_helper import yaml_parse
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
-# What each function's code calls (shared/src/dynamodb.rs), on what.
+# What each function's code calls (shared/src/dynamodb/), on what. A TransactWriteItems needs no
+# action of its own: IAM authorises each of its items as the put, update or delete it is.
 EXPECTED_PERMISSIONS = {
     "create-user": {
         ("dynamodb:PutItem", "UsersTable.Arn"),
@@ -30,6 +34,17 @@ EXPECTED_PERMISSIONS = {
     },
     "get-user": {("dynamodb:GetItem", "UsersTable.Arn")},
     "list-users": {("dynamodb:Query", "${UsersTable.Arn}/index/ByNewest")},
+    "update-user": {
+        ("dynamodb:GetItem", "UsersTable.Arn"),
+        ("dynamodb:UpdateItem", "UsersTable.Arn"),
+        ("dynamodb:PutItem", "UsersTable.Arn"),
+        ("dynamodb:DeleteItem", "UsersTable.Arn"),
+    },
+    "delete-user": {
+        ("dynamodb:GetItem", "UsersTable.Arn"),
+        ("dynamodb:DeleteItem", "UsersTable.Arn"),
+        ("dynamodb:DeleteItem", "IdempotencyTable.Arn"),
+    },
 }
 EXPECTED_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
@@ -43,16 +58,34 @@ FORBIDDEN = {
     "AWS::Lambda::Url", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Integration",
     "AWS::ApiGateway::RestApi",
 }
+# The resource server's identifier and scopes, and the app clients (client-credentials grant)
+# with the scopes each may ask for.
+RESOURCE_SERVER = ("users", {"read", "write"})
+CLIENTS = {
+    "FullAccessClient": {"users/read", "users/write"},
+    "ReadOnlyClient": {"users/read"},
+}
 COGNITO_JWT = {
     "issuer": {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"},
-    "audience": [{"Ref": "UserPoolClient"}],
+    "audience": [{"Ref": client} for client in CLIENTS],
 }
-# The contract's routes (API.md), as (method, path, function).
-CONTRACT_ROUTES = {
-    ("POST", "/users", "create-user"),
-    ("GET", "/users/{id}", "get-user"),
-    ("GET", "/users", "list-users"),
+# The contract's routes (API.md), as (method, path, function), and the scope each requires.
+CONTRACT_SCOPES = {
+    ("POST", "/users", "create-user"): "users/write",
+    ("GET", "/users/{id}", "get-user"): "users/read",
+    ("GET", "/users", "list-users"): "users/read",
+    ("PATCH", "/users/{id}", "update-user"): "users/write",
+    ("DELETE", "/users/{id}", "delete-user"): "users/write",
 }
+CONTRACT_ROUTES = set(CONTRACT_SCOPES)
+# What a browser may send and read (API.md's request and response headers).
+CORS = {
+    "AllowMethods": {method for method, _, _ in CONTRACT_ROUTES},
+    "AllowHeaders": {"authorization", "content-type", "idempotency-key", "if-match"},
+    "ExposeHeaders": {"etag", "location", "retry-after", "x-request-id"},
+}
+# Where the stack's outputs are used to call the deployed API: `$(output Name)`.
+DOCUMENTED = ["README.md", "tests/deployed-smoke.sh"]
 
 
 class NoManagedPolicies:
@@ -160,10 +193,20 @@ def main(output_path):
             for method, operation in operations.items():
                 uri = text(operation["x-amazon-apigateway-integration"]["uri"])
                 targets = [b for f, b in binaries.items() if "${" + f + "Aliaslive}" in uri]
-                served.add((method.upper(), path, targets[0] if len(targets) == 1 else uri))
-                secured = {n for requirement in operation.get("security", []) for n in requirement}
+                route = (method.upper(), path, targets[0] if len(targets) == 1 else uri)
+                served.add(route)
+                security = operation.get("security", [])
+                secured = {n for requirement in security for n in requirement}
                 check(bool(secured) and secured <= jwt, f"{method.upper()} {path} is not behind the JWT authorizer")
+                scopes = [scope for requirement in security for scopes in requirement.values() for scope in scopes]
+                expected = CONTRACT_SCOPES.get(route)
+                check(scopes == [expected], f"{method.upper()} {path} requires scopes {scopes}, not {expected}")
         check(served == CONTRACT_ROUTES, f"{name} serves {sorted(served)}")
+
+    cors = sam["Resources"]["UsersApi"]["Properties"]["CorsConfiguration"]
+    for field, expected in CORS.items():
+        allowed = set(cors.get(field, []))
+        check(allowed == expected, f"CORS {field} is {sorted(allowed)}, not {sorted(expected)}")
 
     # Nothing that could widen access beside the roles and routes checked above.
     roles = {resources[f]["Properties"]["Role"]["Fn::GetAtt"][0] for f in binaries}
@@ -180,8 +223,61 @@ def main(output_path):
     ]
     check(
         [a.get("jwtConfiguration") for a in authorizers] == [COGNITO_JWT],
-        f"the authorizer is not the stack's Cognito pool and client: {authorizers}",
+        f"the authorizer is not the stack's Cognito pool and clients: {authorizers}",
     )
+
+    # Scopes: the resource server defines each scope a route requires, and no other; every app
+    # client gets its tokens by client credentials (the only grant whose access tokens carry
+    # these scopes without a paid pre-token-generation trigger) from the pool's domain; and every
+    # client that README.md or the smoke test calls with is one the authorizer accepts, since
+    # another client's token gets 401 whatever its scopes.
+    pool = {"Ref": "UserPool"}
+    servers = [r for r in resources.values() if r["Type"] == "AWS::Cognito::UserPoolResourceServer"]
+    identifier, scope_names = RESOURCE_SERVER
+    defined = {f"{identifier}/{scope['ScopeName']}" for r in servers for scope in r["Properties"].get("Scopes", [])}
+    check(
+        [(r["Properties"]["UserPoolId"], r["Properties"]["Identifier"]) for r in servers] == [(pool, identifier)],
+        f"resource servers {[r['Properties'] for r in servers]}",
+    )
+    check(defined == {f"{identifier}/{scope}" for scope in scope_names}, f"the resource server defines {sorted(defined)}")
+    check(defined == set(CONTRACT_SCOPES.values()), f"the routes require {sorted(set(CONTRACT_SCOPES.values()))}, the pool defines {sorted(defined)}")
+    domains = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Cognito::UserPoolDomain"]
+    check([d["UserPoolId"] for d in domains] == [pool], f"the pool has no single domain: {domains}")
+    clients = {n: r for n, r in resources.items() if r["Type"] == "AWS::Cognito::UserPoolClient"}
+    check(set(clients) == set(CLIENTS), f"app clients {sorted(clients)}")
+    for name, resource in clients.items():
+        client = resource["Properties"]
+        check(client.get("UserPoolId") == pool, f"{name} is not the pool's")
+        check(
+            client.get("GenerateSecret") is True
+            and client.get("AllowedOAuthFlowsUserPoolClient") is True
+            and client.get("AllowedOAuthFlows") == ["client_credentials"],
+            f"{name} does not get tokens by client credentials",
+        )
+        check(client.get("ExplicitAuthFlows") == ["ALLOW_REFRESH_TOKEN_AUTH"], f"{name} lets users sign in: {client.get('ExplicitAuthFlows')}")
+        scopes = set(client.get("AllowedOAuthScopes", []))
+        check(scopes == CLIENTS.get(name) and scopes <= defined, f"{name} may ask for {sorted(scopes)}")
+        # The scopes are named as text, so the client must wait for the server that defines them.
+        check("UsersResourceServer" in as_list(resource.get("DependsOn", [])), f"{name} does not wait for the resource server")
+    outputs = cfn.get("Outputs", {})
+    client_outputs = {n: o["Value"]["Ref"] for n, o in outputs.items() if isinstance(o["Value"], dict) and o["Value"].get("Ref") in clients}
+    check(set(client_outputs.values()) == set(CLIENTS), f"outputs name the clients {sorted(client_outputs.values())}")
+    check(
+        "${UserPoolDomain}" in text(outputs.get("TokenUrl", {}).get("Value")),
+        "no TokenUrl output on the pool's domain",
+    )
+    accepted = {
+        audience.get("Ref")
+        for authorizer in authorizers
+        for audience in authorizer.get("jwtConfiguration", {}).get("audience", [])
+    }
+    for document in DOCUMENTED:
+        used = set(re.findall(r"\$\(output (\w+)\)", (ROOT / document).read_text()))
+        check(bool(used & set(client_outputs)), f"{document} calls the API with no client")
+        for output in sorted(used):
+            check(output in outputs, f"{document} reads output {output}, which the stack lacks")
+            if output in client_outputs:
+                check(client_outputs[output] in accepted, f"{document} calls with {output}, which the authorizer refuses")
 
     stage = next((r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Stage"), {})
     throttled = stage.get("DefaultRouteSettings", {})
@@ -236,6 +332,15 @@ def main(output_path):
         widgets = json.loads(body)["widgets"]
         shown = {a.removeprefix("${").removesuffix(".Arn}") for w in widgets if w["type"] == "alarm" for a in w["properties"]["alarms"]}
         check(shown == alarm_names, f"the dashboard shows alarms {sorted(shown)}")
+        lambda_rows = {
+            (row[1], row[3])
+            for w in widgets if w["type"] == "metric"
+            for row in w["properties"]["metrics"]
+            if row[:1] == ["AWS/Lambda"] and row[2] == "FunctionName"
+        }
+        for function in binaries:
+            for metric in ("Duration", "Errors", "Throttles", "ConcurrentExecutions"):
+                check((metric, f"${{{function}}}") in lambda_rows, f"the dashboard lacks {function}'s {metric}")
 
     for failure in failures:
         print(f"template check failed: {failure}")
