@@ -1,4 +1,4 @@
-//! The three functions' handlers: parse the request, call the service, render the outcome.
+//! The functions' handlers: parse the request, call the service, render the outcome.
 
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
@@ -10,15 +10,15 @@ use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::cursor::CursorKey;
-use crate::domain::{User, UserId};
+use crate::domain::UserId;
 use crate::http::{self, ApiError, ListQuery, Reply, Request, Resource, Response};
-use crate::idempotency::ClaimRequest;
-use crate::service;
-use crate::store::UserStore;
+use crate::idempotency::Idempotent;
+use crate::service::{self, CreateContext};
+use crate::store::{ClaimStore, UserStore};
 use crate::telemetry;
 
 pub async fn create_user(
-    store: &impl UserStore,
+    store: &(impl UserStore + ClaimStore),
     clock: &impl Clock,
     event: LambdaEvent<Request>,
 ) -> Result<Response, Infallible> {
@@ -39,6 +39,21 @@ pub async fn list_users(
     event: LambdaEvent<Request>,
 ) -> Result<Response, Infallible> {
     Ok(serve(&event, list(store, cursor_key, &event.payload)).await)
+}
+
+pub async fn update_user(
+    store: &impl UserStore,
+    clock: &impl Clock,
+    event: LambdaEvent<Request>,
+) -> Result<Response, Infallible> {
+    Ok(serve(&event, update(store, clock, &event.payload)).await)
+}
+
+pub async fn delete_user(
+    store: &impl UserStore,
+    event: LambdaEvent<Request>,
+) -> Result<Response, Infallible> {
+    Ok(serve(&event, delete(store, &event.payload)).await)
 }
 
 /// Runs a request's work in its span, answers, writes the request's one summary line (never a
@@ -83,7 +98,7 @@ async fn serve(
 }
 
 async fn create(
-    store: &impl UserStore,
+    store: &(impl UserStore + ClaimStore),
     clock: &impl Clock,
     request: &Request,
     context: &Context,
@@ -91,27 +106,22 @@ async fn create(
     let Resource::CreateUser = http::route(request)? else {
         return Err(ApiError::RouteNotFound);
     };
-    let body = http::json_body(request)?;
+    let body = http::json_body(request, http::JSON)?;
     let key = http::idempotency_key(request)?;
     let new_user = http::new_user(&body)?;
-    let now = clock.now();
-    let user = User::create(new_user, now);
-    let claim = key.map(|key| {
+    let context = CreateContext {
+        now: clock.now(),
         // The claim ends when this request's work is given up, so a request cut off at its
         // deadline leaves no claim that outlives its answer.
-        let in_flight_until = now + work_budget(context).unwrap_or(FUNCTION_TIMEOUT);
-        ClaimRequest::new(
-            &key,
-            http::caller(request),
-            &body,
-            user.id(),
-            in_flight_until,
-            now,
-        )
-    });
-    Ok(Reply::Created(
-        service::create_user(store, user, claim).await?,
-    ))
+        time_left: work_budget(context).unwrap_or(FUNCTION_TIMEOUT),
+        idempotency: key.as_ref().map(|key| Idempotent {
+            key,
+            caller: http::caller(request),
+            body: &body,
+        }),
+    };
+    let user = service::create_user(store, new_user, context).await?;
+    Ok(Reply::Created(user))
 }
 
 async fn get(store: &impl UserStore, request: &Request) -> Result<Reply, ApiError> {
@@ -140,6 +150,33 @@ async fn list(
         items: page.users,
         next_cursor,
     })
+}
+
+async fn update(
+    store: &impl UserStore,
+    clock: &impl Clock,
+    request: &Request,
+) -> Result<Reply, ApiError> {
+    let Resource::UpdateUser { id } = http::route(request)? else {
+        return Err(ApiError::RouteNotFound);
+    };
+    let body = http::json_body(request, http::JSON_OR_MERGE_PATCH)?;
+    let id = UserId::parse(id).map_err(|_| ApiError::InvalidId)?;
+    let patch = http::user_patch(&body)?;
+    let precondition = http::if_match(request);
+    let user = service::update_user(store, id, &patch, precondition.as_ref(), clock.now()).await?;
+    Ok(Reply::Updated(user))
+}
+
+/// A body on DELETE is ignored: its size and media type never refuse the request.
+async fn delete(store: &impl UserStore, request: &Request) -> Result<Reply, ApiError> {
+    let Resource::DeleteUser { id } = http::route(request)? else {
+        return Err(ApiError::RouteNotFound);
+    };
+    let id = UserId::parse(id).map_err(|_| ApiError::InvalidId)?;
+    let precondition = http::if_match(request);
+    service::delete_user(store, id, precondition.as_ref()).await?;
+    Ok(Reply::Deleted)
 }
 
 /// The function timeout of template.yaml: how long an in-flight idempotency claim blocks its

@@ -27,6 +27,16 @@ impl IdempotencyKey {
     }
 }
 
+/// A create's idempotency key, with what scopes and fingerprints it.
+#[derive(Debug, Clone, Copy)]
+pub struct Idempotent<'a> {
+    pub key: &'a IdempotencyKey,
+    /// The caller's principal, when an authorizer names one: keys are scoped to it.
+    pub caller: Option<&'a str>,
+    /// The decoded body: a retry must send the same bytes.
+    pub body: &'a [u8],
+}
+
 /// What a create with an idempotency key asks the store for.
 #[derive(Debug, Clone)]
 pub struct ClaimRequest {
@@ -42,19 +52,18 @@ pub struct ClaimRequest {
 }
 
 impl ClaimRequest {
-    /// `caller` is the authorizer's subject, when there is one.
     pub fn new(
-        key: &IdempotencyKey,
-        caller: Option<&str>,
-        body: &[u8],
+        request: Idempotent<'_>,
         user: UserId,
         in_flight_until: SystemTime,
         now: SystemTime,
     ) -> Self {
-        let scope = caller.map_or_else(|| "anonymous".to_owned(), |sub| hex(&Sha256::digest(sub)));
+        let scope = request
+            .caller
+            .map_or_else(|| "anonymous".to_owned(), |sub| hex(&Sha256::digest(sub)));
         Self {
-            scoped_key: format!("{scope}#{}", key.as_str()),
-            fingerprint: hex(&Sha256::digest(body)),
+            scoped_key: format!("{scope}#{}", request.key.as_str()),
+            fingerprint: hex(&Sha256::digest(request.body)),
             user,
             in_flight_until,
             now,
@@ -80,14 +89,75 @@ pub struct Claim {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOutcome {
     Claimed,
-    /// The key completed earlier with the same body: answer with this user.
-    Replay(UserId),
+    /// The key completed earlier for this user; `same_body` says whether with this body.
+    Completed {
+        user: UserId,
+        same_body: bool,
+    },
     /// The first request with this key is still running.
     InProgress {
         retry_after: Duration,
     },
-    /// The key was used with a different body.
+    /// The key was used with a different body by a request still running.
     Reused,
+}
+
+/// Whether a stored record's request is still running or has created its user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimState {
+    InProgress,
+    Completed,
+}
+
+/// An idempotency record as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRecord {
+    pub fingerprint: String,
+    pub state: ClaimState,
+    pub user: UserId,
+    pub in_flight_until: SystemTime,
+    /// When the record stops counting, whether or not DynamoDB's TTL has deleted it yet.
+    pub expires_at: SystemTime,
+}
+
+/// What a claim that found a record in its way does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The record is gone, expired or a dead request's: try to take the key again.
+    TakeOver,
+    /// The record is final for this request.
+    Answer(ClaimOutcome),
+}
+
+/// Decides, from the record that blocked a claim (`None` if it vanished since), what the
+/// claiming request gets.
+pub fn decide(record: Option<&ClaimRecord>, request: &ClaimRequest) -> Decision {
+    let Some(record) = record.filter(|r| r.expires_at >= request.now) else {
+        return Decision::TakeOver;
+    };
+    let same_body = record.fingerprint == request.fingerprint;
+    Decision::Answer(match record.state {
+        ClaimState::Completed => ClaimOutcome::Completed {
+            user: record.user,
+            same_body,
+        },
+        // Our own write, answered late: an SDK retry of the put found it in place.
+        ClaimState::InProgress if record.user == request.user => ClaimOutcome::Claimed,
+        ClaimState::InProgress if record.in_flight_until < request.now => {
+            return Decision::TakeOver;
+        }
+        ClaimState::InProgress if !same_body => ClaimOutcome::Reused,
+        ClaimState::InProgress => {
+            let wait = record
+                .in_flight_until
+                .duration_since(request.now)
+                .unwrap_or_default();
+            let seconds = wait.as_millis().div_ceil(1000).max(1);
+            ClaimOutcome::InProgress {
+                retry_after: Duration::from_secs(u64::try_from(seconds).unwrap_or(u64::MAX)),
+            }
+        }
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -114,18 +184,107 @@ mod tests {
         }
     }
 
+    fn request(key: &IdempotencyKey, caller: Option<&str>, body: &[u8]) -> ClaimRequest {
+        let now = SystemTime::now();
+        let idempotent = Idempotent { key, caller, body };
+        ClaimRequest::new(
+            idempotent,
+            UserId::generate(now),
+            now + Duration::from_secs(9),
+            now,
+        )
+    }
+
     #[test]
     fn scopes_keys_to_the_caller_and_fingerprints_the_body() {
         let key = IdempotencyKey::parse(b"k#1").expect("valid");
-        let now = SystemTime::now();
-        let user = UserId::generate(now);
-        let anonymous = ClaimRequest::new(&key, None, b"{}", user, now, now);
-        let alice = ClaimRequest::new(&key, Some("alice"), b"{}", user, now, now);
-        let bob = ClaimRequest::new(&key, Some("bob"), b"{ }", user, now, now);
+        let anonymous = request(&key, None, b"{}");
+        let alice = request(&key, Some("alice"), b"{}");
+        let bob = request(&key, Some("bob"), b"{ }");
         assert_eq!(anonymous.scoped_key, "anonymous#k#1");
         assert_ne!(alice.scoped_key, bob.scoped_key);
         assert!(alice.scoped_key.ends_with("#k#1"));
         assert_ne!(alice.fingerprint, bob.fingerprint);
         assert_eq!(anonymous.fingerprint, alice.fingerprint);
+    }
+
+    fn record(request: &ClaimRequest, state: ClaimState) -> ClaimRecord {
+        ClaimRecord {
+            fingerprint: request.fingerprint.clone(),
+            state,
+            user: UserId::generate(request.now),
+            in_flight_until: request.now + Duration::from_millis(2500),
+            expires_at: request.now + RETENTION,
+        }
+    }
+
+    fn answer(decision: Decision) -> ClaimOutcome {
+        match decision {
+            Decision::Answer(outcome) => outcome,
+            Decision::TakeOver => panic!("took over"),
+        }
+    }
+
+    #[test]
+    fn a_completed_record_names_its_user_and_whether_the_body_is_the_same() {
+        let key = IdempotencyKey::parse(b"k").expect("valid");
+        let mine = request(&key, None, b"{}");
+        let completed = record(&mine, ClaimState::Completed);
+        let outcome = answer(decide(Some(&completed), &mine));
+        assert_eq!(
+            outcome,
+            ClaimOutcome::Completed {
+                user: completed.user,
+                same_body: true
+            }
+        );
+        let other_body = request(&key, None, b"{ }");
+        let outcome = answer(decide(Some(&completed), &other_body));
+        assert_eq!(
+            outcome,
+            ClaimOutcome::Completed {
+                user: completed.user,
+                same_body: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_running_request_blocks_its_key_until_its_deadline() {
+        let key = IdempotencyKey::parse(b"k").expect("valid");
+        let mine = request(&key, None, b"{}");
+        let running = record(&mine, ClaimState::InProgress);
+        let retry_after = Duration::from_secs(3);
+        assert_eq!(
+            answer(decide(Some(&running), &mine)),
+            ClaimOutcome::InProgress { retry_after }
+        );
+        let other_body = request(&key, None, b"[]");
+        assert_eq!(
+            answer(decide(Some(&running), &other_body)),
+            ClaimOutcome::Reused
+        );
+        let own = ClaimRecord {
+            user: mine.user,
+            ..running.clone()
+        };
+        assert_eq!(answer(decide(Some(&own), &mine)), ClaimOutcome::Claimed);
+        let dead = ClaimRecord {
+            in_flight_until: mine.now - Duration::from_millis(1),
+            ..running
+        };
+        assert_eq!(decide(Some(&dead), &mine), Decision::TakeOver);
+    }
+
+    #[test]
+    fn a_missing_or_expired_record_frees_the_key() {
+        let key = IdempotencyKey::parse(b"k").expect("valid");
+        let mine = request(&key, None, b"{}");
+        assert_eq!(decide(None, &mine), Decision::TakeOver);
+        let expired = ClaimRecord {
+            expires_at: mine.now - Duration::from_secs(1),
+            ..record(&mine, ClaimState::Completed)
+        };
+        assert_eq!(decide(Some(&expired), &mine), Decision::TakeOver);
     }
 }

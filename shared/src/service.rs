@@ -1,11 +1,15 @@
-//! The use cases, written against [`UserStore`] only.
+//! The use cases, written against the store traits only.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use crate::domain::{User, UserId};
-use crate::idempotency::{ClaimOutcome, ClaimRequest};
-use crate::store::{Page, StoreError, UserStore};
+use crate::domain::{NewUser, Precondition, User, UserId, UserPatch};
+use crate::idempotency::{ClaimOutcome, ClaimRequest, Idempotent};
+use crate::store::{ClaimStore, Page, StoreError, UserStore};
 use crate::telemetry::metric;
+
+/// Reads of fresh state for a write that found the user changed since it read it, or for a
+/// create whose key's record names a user that no longer exists.
+const ATTEMPTS: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -13,14 +17,14 @@ pub enum ServiceError {
     NotFound,
     #[error("the email belongs to another user")]
     EmailTaken,
+    #[error("the if-match precondition names no current version of the user")]
+    PreconditionFailed,
     #[error("the idempotency key was used with a different body")]
     KeyReused,
     #[error("the first request with this idempotency key is still running")]
     InProgress { retry_after: Duration },
     #[error(transparent)]
     Store(StoreError),
-    #[error("a completed idempotency record names user {0}, which does not exist")]
-    LostReplay(UserId),
 }
 
 impl From<StoreError> for ServiceError {
@@ -32,30 +36,39 @@ impl From<StoreError> for ServiceError {
     }
 }
 
-/// Stores `user`; with an idempotency claim request, a retry of a completed request returns
-/// the user it created instead, and a failure releases the key.
+/// The service's idempotency policy for a create: `time_left` is how long this request's work
+/// may run, and so how long its key blocks retries if the request dies.
+#[derive(Debug, Clone, Copy)]
+pub struct CreateContext<'a> {
+    pub now: SystemTime,
+    pub time_left: Duration,
+    pub idempotency: Option<Idempotent<'a>>,
+}
+
+/// Stores a new user; with an idempotency key, a retry of a completed request returns the user
+/// it created instead (as that user is now), and a failure releases the key.
 pub async fn create_user(
-    store: &impl UserStore,
-    user: User,
-    idempotency: Option<ClaimRequest>,
+    store: &(impl UserStore + ClaimStore),
+    new: NewUser,
+    context: CreateContext<'_>,
 ) -> Result<User, ServiceError> {
-    let Some(request) = idempotency else {
+    let user = User::create(new, context.now);
+    let Some(idempotency) = context.idempotency else {
         store.insert(&user, None).await?;
         metrics::counter!(metric::USERS_CREATED).increment(1);
         return Ok(user);
     };
-    match store.claim(&request).await? {
-        ClaimOutcome::Claimed => {}
-        ClaimOutcome::Replay(id) => {
-            metrics::counter!(metric::IDEMPOTENT_REPLAYS).increment(1);
-            return store.get(id).await?.ok_or(ServiceError::LostReplay(id));
-        }
-        ClaimOutcome::InProgress { retry_after } => {
-            return Err(ServiceError::InProgress { retry_after });
-        }
-        ClaimOutcome::Reused => return Err(ServiceError::KeyReused),
+    let request = ClaimRequest::new(
+        idempotency,
+        user.id(),
+        context.now + context.time_left,
+        context.now,
+    );
+    if let Some(earlier) = claim(store, &request).await? {
+        return Ok(earlier);
     }
     let claim = request.claim();
+    let user = user.created_by(&claim.scoped_key);
     match store.insert(&user, Some(&claim)).await {
         Ok(()) => {
             metrics::counter!(metric::USERS_CREATED).increment(1);
@@ -73,6 +86,36 @@ pub async fn create_user(
     }
 }
 
+/// Takes the request's key: `None` when this request may create its user, the user of the
+/// earlier request with this key and body when it completed.
+async fn claim(
+    store: &(impl UserStore + ClaimStore),
+    request: &ClaimRequest,
+) -> Result<Option<User>, ServiceError> {
+    for _ in 0..ATTEMPTS {
+        let (user, same_body) = match store.claim(request).await? {
+            ClaimOutcome::Claimed => return Ok(None),
+            ClaimOutcome::Completed { user, same_body } => (user, same_body),
+            ClaimOutcome::InProgress { retry_after } => {
+                return Err(ServiceError::InProgress { retry_after });
+            }
+            ClaimOutcome::Reused => return Err(ServiceError::KeyReused),
+        };
+        match store.get(user).await? {
+            Some(_) if !same_body => return Err(ServiceError::KeyReused),
+            Some(user) => {
+                metrics::counter!(metric::IDEMPOTENT_REPLAYS).increment(1);
+                return Ok(Some(user));
+            }
+            // Erased outside the API: the key is free, whatever body it was used with.
+            None => store.forget(&request.scoped_key, user).await?,
+        }
+    }
+    Err(ServiceError::Store(StoreError::Unavailable(
+        "the idempotency record kept changing".into(),
+    )))
+}
+
 pub async fn get_user(store: &impl UserStore, id: UserId) -> Result<User, ServiceError> {
     store.get(id).await?.ok_or(ServiceError::NotFound)
 }
@@ -83,4 +126,72 @@ pub async fn list_users(
     limit: usize,
 ) -> Result<Page, ServiceError> {
     Ok(store.list(before, limit).await?)
+}
+
+/// Applies `patch` to the user as it is now, if it meets `precondition`. A write that finds
+/// the user changed since it was read starts again from fresh state (never overwriting the
+/// other change), a bounded number of times.
+pub async fn update_user(
+    store: &impl UserStore,
+    id: UserId,
+    patch: &UserPatch,
+    precondition: Option<&Precondition>,
+    now: SystemTime,
+) -> Result<User, ServiceError> {
+    for _ in 0..ATTEMPTS {
+        let current = current(store, id, precondition).await?;
+        let Some(next) = current.patched(patch, now) else {
+            return Ok(current);
+        };
+        match store.update(&current, &next).await {
+            Ok(()) => {
+                metrics::counter!(metric::USERS_UPDATED).increment(1);
+                return Ok(next);
+            }
+            Err(StoreError::Stale) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(kept_changing())
+}
+
+/// Erases the user as it is now, if it meets `precondition`.
+pub async fn delete_user(
+    store: &impl UserStore,
+    id: UserId,
+    precondition: Option<&Precondition>,
+) -> Result<(), ServiceError> {
+    for _ in 0..ATTEMPTS {
+        let current = current(store, id, precondition).await?;
+        match store.delete(&current).await {
+            Ok(()) => {
+                metrics::counter!(metric::USERS_DELETED).increment(1);
+                return Ok(());
+            }
+            Err(StoreError::Stale) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(kept_changing())
+}
+
+/// The user as stored now: `404` before `412`, as the contract orders them.
+async fn current(
+    store: &impl UserStore,
+    id: UserId,
+    precondition: Option<&Precondition>,
+) -> Result<User, ServiceError> {
+    let user = store.get(id).await?.ok_or(ServiceError::NotFound)?;
+    match precondition {
+        Some(precondition) if !precondition.holds_for(user.version()) => {
+            Err(ServiceError::PreconditionFailed)
+        }
+        _ => Ok(user),
+    }
+}
+
+fn kept_changing() -> ServiceError {
+    ServiceError::Store(StoreError::Unavailable(
+        "the user kept changing while it was written".into(),
+    ))
 }

@@ -1,4 +1,4 @@
-//! Persistence behind a trait, so the service logic does not know about DynamoDB.
+//! Persistence behind traits, so the service logic does not know about DynamoDB.
 
 use std::future::Future;
 
@@ -18,6 +18,9 @@ pub enum StoreError {
     EmailTaken,
     #[error("the idempotency claim was taken over by another request")]
     ClaimLost,
+    /// The user changed or vanished since it was read: read it again.
+    #[error("the user changed since it was read")]
+    Stale,
     /// Throttled, timed out, unreachable or failing on its side: a retry may succeed.
     #[error("the store is unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -48,6 +51,22 @@ pub trait UserStore: Send + Sync {
         claim: Option<&Claim>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Replaces `current` by `next`, its next version, if `current` is still the stored
+    /// version (else [`StoreError::Stale`]); moves the email's reservation in the same write.
+    fn update(
+        &self,
+        current: &User,
+        next: &User,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Erases the user, its email's reservation and the idempotency record of the create
+    /// that made it, in one atomic write, if `user` is still the stored version (else
+    /// [`StoreError::Stale`]).
+    fn delete(&self, user: &User) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The idempotency records of creates.
+pub trait ClaimStore: Send + Sync {
     /// Takes an idempotency key for this request, or says why not.
     fn claim(
         &self,
@@ -56,4 +75,12 @@ pub trait UserStore: Send + Sync {
 
     /// Gives up a claim that did not complete, so a retry can run.
     fn release(&self, claim: &Claim) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes the completed record of `scoped_key` if it still names `user`, whose user no
+    /// longer exists, so that the key is free again.
+    fn forget(
+        &self,
+        scoped_key: &str,
+        user: UserId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

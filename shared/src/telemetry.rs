@@ -30,6 +30,8 @@ const DEFAULT_SERVICE: &str = "users";
 pub mod metric {
     pub const USERS_CREATED: &str = "UsersCreated";
     pub const IDEMPOTENT_REPLAYS: &str = "IdempotentReplays";
+    pub const USERS_UPDATED: &str = "UsersUpdated";
+    pub const USERS_DELETED: &str = "UsersDeleted";
     /// With the dimension `code`, the contract's error code.
     pub const ERRORS: &str = "Errors";
     /// With the dimension `function_name`.
@@ -98,6 +100,12 @@ fn init_metrics() {
         Unit::Count,
         "creates answered from an idempotency key"
     );
+    metrics::describe_counter!(
+        metric::USERS_UPDATED,
+        Unit::Count,
+        "users changed (a patch that changes nothing is not counted)"
+    );
+    metrics::describe_counter!(metric::USERS_DELETED, Unit::Count, "users erased");
     metrics::describe_counter!(metric::ERRORS, Unit::Count, "error answers, by code");
     metrics::describe_counter!(
         metric::COLD_STARTS,

@@ -21,7 +21,7 @@ use users::cursor::CursorKey;
 use users::domain::User;
 use users::dynamodb::{DynamoStore, Tables};
 use users::http::{Request, Response};
-use users::store::UserStore;
+use users::store::{ClaimStore, UserStore};
 use users::{handlers, idempotency};
 use xtask::fault_proxy::FaultProxy;
 
@@ -55,16 +55,26 @@ pub enum Function {
     CreateUser,
     GetUser,
     ListUsers,
+    UpdateUser,
+    DeleteUser,
 }
 
 impl Function {
-    pub const ALL: [Self; 3] = [Self::CreateUser, Self::GetUser, Self::ListUsers];
+    pub const ALL: [Self; 5] = [
+        Self::CreateUser,
+        Self::GetUser,
+        Self::ListUsers,
+        Self::UpdateUser,
+        Self::DeleteUser,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::CreateUser => "create-user",
             Self::GetUser => "get-user",
             Self::ListUsers => "list-users",
+            Self::UpdateUser => "update-user",
+            Self::DeleteUser => "delete-user",
         }
     }
 }
@@ -182,7 +192,7 @@ impl App {
     /// Invokes `function`'s handler on another store.
     pub async fn invoke_on(
         &self,
-        store: &impl UserStore,
+        store: &(impl UserStore + ClaimStore),
         function: Function,
         event: &Value,
     ) -> Reply {
@@ -194,7 +204,7 @@ impl App {
     /// since the epoch, as the Runtime API gives it.
     pub async fn invoke_with(
         &self,
-        store: &impl UserStore,
+        store: &(impl UserStore + ClaimStore),
         function: Function,
         event: &Value,
         deadline_ms: u64,
@@ -212,6 +222,8 @@ impl App {
             Function::CreateUser => handlers::create_user(store, &self.clock, event).await,
             Function::GetUser => handlers::get_user(store, event).await,
             Function::ListUsers => handlers::list_users(store, &self.cursor_key, event).await,
+            Function::UpdateUser => handlers::update_user(store, &self.clock, event).await,
+            Function::DeleteUser => handlers::delete_user(store, event).await,
         };
         decode(response.unwrap_or_else(|never| match never {}))
     }
@@ -234,7 +246,12 @@ impl App {
         let body = event["body"].as_str().unwrap_or_default().as_bytes();
         let now = self.clock.now();
         let user = users::domain::UserId::generate(now);
-        let request = idempotency::ClaimRequest::new(&key, None, body, user, now + time_left, now);
+        let idempotent = idempotency::Idempotent {
+            key: &key,
+            caller: None,
+            body,
+        };
+        let request = idempotency::ClaimRequest::new(idempotent, user, now + time_left, now);
         let outcome = self
             .store
             .claim(&request)
@@ -286,10 +303,12 @@ pub fn deadline_in(time_left: Duration) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
-/// A function's API Gateway response, decoded and checked to be JSON text.
+/// A function's API Gateway response, decoded and checked to be JSON text (or, for a `204`,
+/// no body at all, which decodes to `null`).
 pub(crate) fn decode(response: Response) -> Reply {
     let text = match response.body {
         Some(Body::Text(text)) => text,
+        None if response.status_code == 204 => "null".to_owned(),
         other => panic!("responses are JSON text, got {other:?}"),
     };
     assert!(
@@ -365,11 +384,26 @@ impl EventBuilder {
     }
 
     pub fn get(id: &str) -> Self {
-        let mut builder = Self(event(Function::GetUser, "200-known-id"));
-        builder.0["rawPath"] = Value::from(format!("/users/{id}"));
-        builder.0["requestContext"]["http"]["path"] = Value::from(format!("/users/{id}"));
-        builder.0["pathParameters"]["id"] = Value::from(id);
-        builder
+        Self(event(Function::GetUser, "200-known-id")).path_id(id)
+    }
+
+    /// A `PATCH /users/{id}` with `body`, as JSON.
+    pub fn patch(id: &str, body: &str) -> Self {
+        let mut builder = Self(event(Function::UpdateUser, "200-rename"));
+        builder.0["body"] = Value::from(body);
+        builder.0["headers"]["content-length"] = Value::from(body.len().to_string());
+        builder.path_id(id)
+    }
+
+    pub fn delete(id: &str) -> Self {
+        Self(event(Function::DeleteUser, "204-delete")).path_id(id)
+    }
+
+    fn path_id(mut self, id: &str) -> Self {
+        self.0["rawPath"] = Value::from(format!("/users/{id}"));
+        self.0["requestContext"]["http"]["path"] = Value::from(format!("/users/{id}"));
+        self.0["pathParameters"]["id"] = Value::from(id);
+        self
     }
 
     pub fn list(query: &str) -> Self {

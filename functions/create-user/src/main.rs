@@ -1,5 +1,9 @@
 //! `POST /users`.
 
+// The layout of the handler's future (service, claim and store calls nested in it) is deeper
+// than the compiler's default query depth.
+#![recursion_limit = "256"]
+
 use lambda_http::{Error, lambda_runtime, service_fn};
 use users::clock::SystemClock;
 

@@ -1,5 +1,9 @@
 //! `DELETE /users/{id}`.
 
+// The layout of the handler's future (service and store calls nested in it) is deeper than
+// the compiler's default query depth.
+#![recursion_limit = "256"]
+
 use lambda_http::{Error, lambda_runtime, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
@@ -7,5 +11,8 @@ async fn main() -> Result<(), Error> {
     users::telemetry::init();
     users::telemetry::flush_on_shutdown().await;
     let store = users::config::store()?;
-    lambda_runtime::run(service_fn(|event| users::handlers::delete_user(&store, event))).await
+    lambda_runtime::run(service_fn(|event| {
+        users::handlers::delete_user(&store, event)
+    }))
+    .await
 }

@@ -31,8 +31,12 @@ pub enum ApiError {
     RequestInProgress { retry_after: Duration },
     #[error("the body must not exceed 16384 bytes")]
     PayloadTooLarge,
-    #[error("content-type must be application/json")]
+    #[error(
+        "content-type must be application/json (or, for a patch, application/merge-patch+json)"
+    )]
     UnsupportedMediaType,
+    #[error("if-match: names no current version of the user")]
+    PreconditionFailed,
     #[error("{0}")]
     ValidationFailed(String),
     #[error("idempotency-key: already used with a different body")]
@@ -54,6 +58,7 @@ impl ApiError {
             Self::UserNotFound | Self::RouteNotFound => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::EmailTaken | Self::RequestInProgress { .. } => 409,
+            Self::PreconditionFailed => 412,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::ValidationFailed(_) | Self::IdempotencyKeyReused => 422,
@@ -73,6 +78,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::EmailTaken => "email_taken",
             Self::RequestInProgress { .. } => "request_in_progress",
+            Self::PreconditionFailed => "precondition_failed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::ValidationFailed(_) => "validation_failed",
@@ -101,12 +107,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::EmailTaken => Self::EmailTaken,
             ServiceError::KeyReused => Self::IdempotencyKeyReused,
             ServiceError::InProgress { retry_after } => Self::RequestInProgress { retry_after },
+            ServiceError::PreconditionFailed => Self::PreconditionFailed,
             ServiceError::Store(error @ StoreError::Corrupt(_)) => {
                 tracing::error!(error = %DisplayErrorContext(&error), "stored data is invalid");
-                Self::Internal
-            }
-            error @ ServiceError::LostReplay(_) => {
-                tracing::error!(error = %DisplayErrorContext(&error), "idempotency record without its user");
                 Self::Internal
             }
             ServiceError::Store(error @ StoreError::Refused(_)) => {

@@ -11,7 +11,10 @@ mod response;
 mod route;
 
 pub use error::ApiError;
-pub use request::{ListQuery, caller, idempotency_key, json_body, new_user};
+pub use request::{
+    JSON, JSON_OR_MERGE_PATCH, ListQuery, caller, idempotency_key, if_match, json_body, new_user,
+    user_patch,
+};
 pub use response::{Reply, render};
 pub use route::{Resource, route};
 

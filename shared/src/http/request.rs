@@ -8,17 +8,22 @@ use serde_json::value::RawValue;
 
 use super::{ApiError, MAX_BODY_BYTES, Request};
 use crate::cursor::CursorKey;
-use crate::domain::{Email, NewUser, UserId, UserName};
+use crate::domain::{Email, NewUser, Precondition, UserId, UserName, UserPatch};
 use crate::idempotency::IdempotencyKey;
 
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
 
-/// The decoded body of a request that must carry JSON: `415` for another media type, `413`
-/// past [`MAX_BODY_BYTES`] (counted after base64 decoding), `400` for base64 that is not.
-pub fn json_body(request: &Request) -> Result<Cow<'_, [u8]>, ApiError> {
+/// The media types a body may have: JSON, and for a patch also JSON merge patch (RFC 7396).
+pub const JSON: &[&str] = &["application/json"];
+pub const JSON_OR_MERGE_PATCH: &[&str] = &["application/json", "application/merge-patch+json"];
+
+/// The decoded body of a request that must carry JSON: `415` for a media type not in
+/// `accepted`, `413` past [`MAX_BODY_BYTES`] (counted after base64 decoding), `400` for base64
+/// that is not.
+pub fn json_body<'a>(request: &'a Request, accepted: &[&str]) -> Result<Cow<'a, [u8]>, ApiError> {
     let raw = request.body.as_deref().unwrap_or_default();
-    if !raw.is_empty() && !is_json_media_type(request) {
+    if !raw.is_empty() && !has_media_type(request, accepted) {
         return Err(ApiError::UnsupportedMediaType);
     }
     let body = if request.is_base64_encoded {
@@ -36,7 +41,8 @@ pub fn json_body(request: &Request) -> Result<Cow<'_, [u8]>, ApiError> {
     Ok(body)
 }
 
-fn is_json_media_type(request: &Request) -> bool {
+/// Whether the `content-type`'s essence (its parameters aside) is one of `accepted`.
+fn has_media_type(request: &Request, accepted: &[&str]) -> bool {
     let value = request
         .headers
         .get("content-type")
@@ -45,8 +51,21 @@ fn is_json_media_type(request: &Request) -> bool {
         .unwrap_or_default()
         .split(';')
         .next()
-        .unwrap_or_default();
-    essence.trim().eq_ignore_ascii_case("application/json")
+        .unwrap_or_default()
+        .trim();
+    accepted
+        .iter()
+        .any(|media| essence.eq_ignore_ascii_case(media))
+}
+
+/// The optional `if-match` header; repeated, its values form one list.
+pub fn if_match(request: &Request) -> Option<Precondition> {
+    let mut values = request.headers.get_all("if-match").iter().peekable();
+    values.peek()?;
+    let joined: Vec<String> = values
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .collect();
+    Some(Precondition::parse(&joined.join(",")))
 }
 
 /// The optional `idempotency-key` header.
@@ -68,36 +87,107 @@ pub fn caller(request: &Request) -> Option<&str> {
 /// `POST /users`'s body: `400` unless it is a JSON object, `422` naming every field that is
 /// missing, mistyped, invalid, repeated or unknown.
 pub fn new_user(body: &[u8]) -> Result<NewUser, ApiError> {
-    let Members(members) = serde_json::from_slice(body).map_err(|_| ApiError::InvalidJson)?;
-    let mut problems = Vec::new();
-    let field = |name: &'static str| {
-        let mut values = members
+    let fields = Fields::parse(body)?;
+    let required = |name: &'static str| {
+        fields
+            .string(name)
+            .and_then(|value| value.ok_or_else(|| format!("{name}: is required")))
+    };
+    let name = required("name").and_then(|raw| name_field(&raw));
+    let email = required("email").and_then(|raw| email_field(&raw));
+    match (name, email) {
+        (Ok(name), Ok(email)) if fields.unknown.is_empty() => Ok(NewUser { name, email }),
+        (name, email) => Err(fields.refusal([name.err(), email.err()])),
+    }
+}
+
+/// `PATCH /users/{id}`'s body, a JSON merge patch of `name`, `email` or both: `400` unless it
+/// is a JSON object, `422` for an empty one and naming every field that is mistyped, `null`
+/// (a user's fields cannot be removed), invalid, repeated or unknown.
+pub fn user_patch(body: &[u8]) -> Result<UserPatch, ApiError> {
+    let fields = Fields::parse(body)?;
+    let name = fields
+        .string("name")
+        .and_then(|raw| raw.as_deref().map(name_field).transpose());
+    let email = fields
+        .string("email")
+        .and_then(|raw| raw.as_deref().map(email_field).transpose());
+    match (name, email) {
+        (Ok(name), Ok(email)) if fields.unknown.is_empty() => UserPatch::new(name, email)
+            .ok_or_else(|| {
+                ApiError::ValidationFailed("the patch must name name, email or both".into())
+            }),
+        (name, email) => Err(fields.refusal([name.err(), email.err()])),
+    }
+}
+
+fn name_field(raw: &str) -> Result<UserName, String> {
+    UserName::parse(raw).map_err(|e| format!("name: {e}"))
+}
+
+fn email_field(raw: &str) -> Result<Email, String> {
+    Email::parse(raw).map_err(|e| format!("email: {e}"))
+}
+
+/// How many unknown fields a `422` names; the rest are counted.
+const MAX_UNKNOWN_SHOWN: usize = 5;
+
+/// A JSON object body's members by name, and the names it should not have.
+struct Fields {
+    members: Vec<(String, Box<RawValue>)>,
+    unknown: Vec<String>,
+}
+
+impl Fields {
+    /// The only names either body knows.
+    const KNOWN: [&str; 2] = ["name", "email"];
+
+    fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let Members(members) = serde_json::from_slice(body).map_err(|_| ApiError::InvalidJson)?;
+        let unknown = members
+            .iter()
+            .map(|(key, _)| key)
+            .filter(|key| !Self::KNOWN.contains(&key.as_str()))
+            .cloned()
+            .collect();
+        Ok(Self { members, unknown })
+    }
+
+    /// The string value of field `name`, `None` when absent; why not, for the `422`.
+    fn string(&self, name: &'static str) -> Result<Option<String>, String> {
+        let mut values = self
+            .members
             .iter()
             .filter(|(key, _)| key == name)
             .map(|(_, value)| value);
         match (values.next(), values.next()) {
-            (None, _) => Err(format!("{name}: is required")),
+            (None, _) => Ok(None),
             (Some(_), Some(_)) => Err(format!("{name}: appears more than once")),
+            (Some(value), None) if value.get() == "null" => {
+                Err(format!("{name}: must be a string, not null"))
+            }
             (Some(value), None) => serde_json::from_str::<String>(value.get())
+                .map(Some)
                 .map_err(|_| format!("{name}: must be a string")),
         }
-    };
-    let name =
-        field("name").and_then(|raw| UserName::parse(&raw).map_err(|e| format!("name: {e}")));
-    let email =
-        field("email").and_then(|raw| Email::parse(&raw).map_err(|e| format!("email: {e}")));
-    for (key, _) in &members {
-        if key != "name" && key != "email" {
-            problems.push(format!("{}: unknown field", printable(key)));
-        }
     }
-    match (name, email) {
-        (Ok(name), Ok(email)) if problems.is_empty() => Ok(NewUser { name, email }),
-        (name, email) => {
-            let fields = [name.err(), email.err()].into_iter().flatten();
-            let all: Vec<String> = fields.chain(problems).collect();
-            Err(ApiError::ValidationFailed(all.join("; ")))
+
+    /// The `422` naming the known fields' problems, then a few of the unknown fields.
+    fn refusal<const N: usize>(&self, problems: [Option<String>; N]) -> ApiError {
+        let mut all: Vec<String> = problems.into_iter().flatten().collect();
+        all.extend(
+            self.unknown
+                .iter()
+                .take(MAX_UNKNOWN_SHOWN)
+                .map(|key| format!("{}: unknown field", printable(key))),
+        );
+        if self.unknown.len() > MAX_UNKNOWN_SHOWN {
+            all.push(format!(
+                "{} more unknown fields",
+                self.unknown.len() - MAX_UNKNOWN_SHOWN
+            ));
         }
+        ApiError::ValidationFailed(all.join("; "))
     }
 }
 
@@ -235,7 +325,7 @@ mod tests {
         );
         assert_eq!(
             code(new_user(br#"{"name": " ", "email": null}"#)),
-            "422 name: must not be empty; email: must be a string"
+            "422 name: must not be empty; email: must be a string, not null"
         );
         assert_eq!(
             code(new_user(

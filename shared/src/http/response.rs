@@ -10,6 +10,8 @@ use crate::domain::User;
 pub enum Reply {
     Created(User),
     Found(User),
+    Updated(User),
+    Deleted,
     Page {
         items: Vec<User>,
         next_cursor: Option<String>,
@@ -34,7 +36,8 @@ struct ErrorDetail<'a> {
     request_id: &'a str,
 }
 
-/// Turns an outcome into the HTTP answer, with the headers every response carries.
+/// Turns an outcome into the HTTP answer, with the headers every response carries: one user
+/// comes with its `etag`, a `204` with no body.
 pub fn render(outcome: &Result<Reply, ApiError>, request_id: &str) -> Response {
     let mut headers = HeaderMap::new();
     let (status, body) = match outcome {
@@ -42,15 +45,16 @@ pub fn render(outcome: &Result<Reply, ApiError>, request_id: &str) -> Response {
             if let Ok(location) = HeaderValue::from_str(&format!("/users/{}", user.id())) {
                 headers.insert("location", location);
             }
-            (201, to_json(user))
+            (201, Some(one_user(user, &mut headers)))
         }
-        Ok(Reply::Found(user)) => (200, to_json(user)),
+        Ok(Reply::Found(user) | Reply::Updated(user)) => (200, Some(one_user(user, &mut headers))),
+        Ok(Reply::Deleted) => (204, None),
         Ok(Reply::Page { items, next_cursor }) => (
             200,
-            to_json(&PageBody {
+            Some(to_json(&PageBody {
                 items,
                 next_cursor: next_cursor.as_deref(),
-            }),
+            })),
         ),
         Err(error) => {
             if let ApiError::MethodNotAllowed { allow } = error {
@@ -64,10 +68,12 @@ pub fn render(outcome: &Result<Reply, ApiError>, request_id: &str) -> Response {
                 message: error.to_string(),
                 request_id,
             };
-            (error.status(), to_json(&ErrorBody { error: detail }))
+            (error.status(), Some(to_json(&ErrorBody { error: detail })))
         }
     };
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    if body.is_some() {
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+    }
     headers.insert("cache-control", HeaderValue::from_static("no-store"));
     if let Ok(id) = HeaderValue::from_str(request_id) {
         headers.insert("x-request-id", id);
@@ -75,8 +81,16 @@ pub fn render(outcome: &Result<Reply, ApiError>, request_id: &str) -> Response {
     let mut response = Response::default();
     response.status_code = i64::from(status);
     response.headers = headers;
-    response.body = Some(Body::Text(body));
+    response.body = body.map(Body::Text);
     response
+}
+
+/// The user's JSON, its `etag` set among `headers`.
+fn one_user(user: &User, headers: &mut HeaderMap) -> String {
+    if let Ok(etag) = HeaderValue::from_str(&user.etag()) {
+        headers.insert("etag", etag);
+    }
+    to_json(user)
 }
 
 fn to_json(value: &impl Serialize) -> String {

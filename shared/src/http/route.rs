@@ -8,6 +8,8 @@ pub enum Resource<'a> {
     CreateUser,
     ListUsers,
     GetUser { id: &'a str },
+    UpdateUser { id: &'a str },
+    DeleteUser { id: &'a str },
 }
 
 /// Resolves the request's method and path: `404` for a path the API does not have, `405`
@@ -30,7 +32,11 @@ pub fn route(request: &Request) -> Result<Resource<'_>, ApiError> {
     }
     match *method {
         Method::GET => Ok(Resource::GetUser { id }),
-        _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        Method::PATCH => Ok(Resource::UpdateUser { id }),
+        Method::DELETE => Ok(Resource::DeleteUser { id }),
+        _ => Err(ApiError::MethodNotAllowed {
+            allow: "DELETE, GET, PATCH",
+        }),
     }
 }
 
@@ -71,12 +77,20 @@ mod tests {
     }
 
     #[test]
-    fn routes_the_three_operations() {
+    fn routes_the_five_operations() {
         assert_eq!(resolve(Method::POST, "/users"), Ok("CreateUser".into()));
         assert_eq!(resolve(Method::GET, "/users"), Ok("ListUsers".into()));
         assert_eq!(
             resolve(Method::GET, "/users/abc"),
             Ok("GetUser { id: \"abc\" }".into())
+        );
+        assert_eq!(
+            resolve(Method::PATCH, "/users/abc"),
+            Ok("UpdateUser { id: \"abc\" }".into())
+        );
+        assert_eq!(
+            resolve(Method::DELETE, "/users/abc"),
+            Ok("DeleteUser { id: \"abc\" }".into())
         );
     }
 
@@ -88,6 +102,14 @@ mod tests {
         );
         assert_eq!(
             resolve(Method::POST, "/users/abc"),
+            Err("405 method_not_allowed".into())
+        );
+        assert_eq!(
+            resolve(Method::PUT, "/users/abc"),
+            Err("405 method_not_allowed".into())
+        );
+        assert_eq!(
+            resolve(Method::PATCH, "/users"),
             Err("405 method_not_allowed".into())
         );
         for path in [

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use users::domain::{User, UserId};
 use users::dynamodb::{DynamoStore, Tables};
-use users::idempotency::{Claim, ClaimOutcome, ClaimRequest, IdempotencyKey};
-use users::store::{Page, StoreError, UserStore};
+use users::idempotency::{Claim, ClaimOutcome, ClaimRequest, IdempotencyKey, Idempotent};
+use users::store::{ClaimStore, Page, StoreError, UserStore};
 use users_tests::{App, EventBuilder, Function, Reply, deadline_in};
 
 use crate::replay::{ada, contract_violations};
@@ -109,11 +109,23 @@ impl UserStore for PanicsOnce {
     async fn insert(&self, user: &User, claim: Option<&Claim>) -> Result<(), StoreError> {
         self.store.insert(user, claim).await
     }
+    async fn update(&self, current: &User, next: &User) -> Result<(), StoreError> {
+        self.store.update(current, next).await
+    }
+    async fn delete(&self, user: &User) -> Result<(), StoreError> {
+        self.store.delete(user).await
+    }
+}
+
+impl ClaimStore for PanicsOnce {
     async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
         self.store.claim(request).await
     }
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
         self.store.release(claim).await
+    }
+    async fn forget(&self, scoped_key: &str, user: UserId) -> Result<(), StoreError> {
+        self.store.forget(scoped_key, user).await
     }
 }
 
@@ -139,8 +151,13 @@ async fn a_claim_retried_after_a_lost_answer_is_still_ours() {
     let app = App::new().await;
     let key = IdempotencyKey::parse(b"lost-answer").expect("a valid key");
     let now = SystemTime::now();
+    let idempotent = Idempotent {
+        key: &key,
+        caller: None,
+        body: b"{}",
+    };
     let request_for =
-        |user| ClaimRequest::new(&key, None, b"{}", user, now + Duration::from_secs(10), now);
+        |user| ClaimRequest::new(idempotent, user, now + Duration::from_secs(10), now);
     let mine = request_for(UserId::generate(now));
     assert_eq!(
         app.store.claim(&mine).await.expect("claims"),

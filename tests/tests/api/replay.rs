@@ -1,16 +1,45 @@
 use std::time::Duration;
 
-use users::domain::User;
+use users::domain::{StoredUser, User};
 use users_tests::{App, Function, Reply, event, events};
 
-/// The user the replayed events may refer to (`get-user/200-known-id`, the duplicate email).
+/// The user the replayed events may refer to (`get-user/200-known-id`, the duplicate email,
+/// the user the update events change).
 pub fn ada() -> User {
-    User::restore(
+    seeded(
         "01JD3F5Q8K2X7V9M4T6B1N0C8R",
         "Ada Lovelace",
         "ada@example.com",
-        "2024-11-20T00:22:21.715Z",
     )
+}
+
+/// The users the delete events erase (and whose email an update finds taken).
+fn mary_and_emmy() -> [User; 2] {
+    [
+        seeded(
+            "01JD3F5Q8K2X7V9M4T6B1N0C8V",
+            "Mary Somerville",
+            "mary@example.com",
+        ),
+        seeded(
+            "01JD3F5Q8K2X7V9M4T6B1N0C8W",
+            "Emmy Noether",
+            "emmy@example.com",
+        ),
+    ]
+}
+
+/// A user whose id was made at 2024-11-20T00:22:21.715Z, as stored before any change.
+fn seeded(id: &str, name: &str, email: &str) -> User {
+    User::restore(StoredUser {
+        id,
+        name,
+        email,
+        created_at: "2024-11-20T00:22:21.715Z",
+        updated_at: None,
+        version: None,
+        created_by: None,
+    })
     .expect("a valid user")
 }
 
@@ -25,6 +54,7 @@ pub fn status_of(code: &str) -> Option<u16> {
         "not_found" => 404,
         "method_not_allowed" => 405,
         "email_taken" | "request_in_progress" => 409,
+        "precondition_failed" => 412,
         "payload_too_large" => 413,
         "unsupported_media_type" => 415,
         "validation_failed" | "idempotency_key_reused" => 422,
@@ -37,8 +67,19 @@ pub fn status_of(code: &str) -> Option<u16> {
 /// What every response of the contract carries, and what each kind of answer adds.
 pub fn contract_violations(reply: &Reply) -> Vec<String> {
     let mut problems = Vec::new();
-    if reply.header("content-type") != Some("application/json") {
+    if reply.status == 204 {
+        if reply.header("content-type").is_some() || !reply.body.is_null() {
+            problems.push("a 204 with a body or a content-type".to_owned());
+        }
+    } else if reply.header("content-type") != Some("application/json") {
         problems.push("content-type is not application/json".to_owned());
+    }
+    let one_user = matches!(reply.status, 200 | 201) && reply.body.get("id").is_some();
+    if one_user != reply.header("etag").is_some() {
+        problems.push(
+            "etag on a response that does not carry exactly one user, or not on one that does"
+                .to_owned(),
+        );
     }
     if reply.header("cache-control") != Some("no-store") {
         problems.push("cache-control is not no-store".to_owned());
@@ -91,6 +132,9 @@ pub fn contract_violations(reply: &Reply) -> Vec<String> {
 async fn every_event_produces_the_status_its_name_states() {
     let app = App::new().await;
     app.seed_user(&ada()).await;
+    for user in mary_and_emmy() {
+        app.seed_user(&user).await;
+    }
     let in_flight = event(Function::CreateUser, "409-request-in-progress");
     app.seed_in_flight(&in_flight, Duration::from_secs(600))
         .await;
@@ -127,5 +171,5 @@ async fn every_event_produces_the_status_its_name_states() {
         failures.len(),
         failures.join("\n")
     );
-    assert!(replayed >= 45, "only {replayed} events replayed");
+    assert!(replayed >= 80, "only {replayed} events replayed");
 }

@@ -365,7 +365,11 @@ async fn a_validly_signed_cursor_only_moves_within_the_users() {
                 .keys()
                 .map(String::as_str)
                 .collect();
-            assert_eq!(fields, ["created_at", "email", "id", "name"], "only users");
+            assert_eq!(
+                fields,
+                ["created_at", "email", "id", "name", "updated_at"],
+                "only users"
+            );
         }
     }
 }

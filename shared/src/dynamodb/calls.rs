@@ -1,0 +1,146 @@
+//! How calls to DynamoDB are made and how their failures are read: each call timed, each
+//! failure sorted by whether a retry may help, each transaction's cancellation read by item.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use tracing::Instrument;
+use ulid::Ulid;
+
+use crate::store::StoreError;
+use crate::telemetry::metric;
+
+/// Attempts for a transaction that DynamoDB cancelled because another one touched its items.
+const CONFLICT_ATTEMPTS: u32 = 3;
+
+/// What an item of a transaction stands for, so that a cancellation is read by the item it
+/// names rather than by a bare position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    /// The user's own item.
+    User,
+    /// The email the user has, or had before this change.
+    Email,
+    /// The email the user takes in this change.
+    NewEmail,
+    /// The idempotency record of the request or of the create that made the user.
+    IdempotencyRecord,
+}
+
+/// Why a transaction did not commit.
+#[derive(Debug)]
+pub(super) enum Cancelled {
+    /// The condition on this item failed: nothing was written.
+    Condition(Role),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Cancelled {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+/// Writes `items` in one `TransactWriteItems`, retrying twice when DynamoDB cancels it for a
+/// conflict with another transaction.
+pub(super) async fn transact(
+    client: &Client,
+    items: Vec<(Role, TransactWriteItem)>,
+) -> Result<(), Cancelled> {
+    let (roles, items): (Vec<Role>, Vec<TransactWriteItem>) = items.into_iter().unzip();
+    let mut attempt = 1;
+    loop {
+        let result = timed(
+            "TransactWriteItems",
+            client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                // Fresh for each attempt of ours, kept by the SDK's own retries: a retry after
+                // a lost response is then recognised by DynamoDB instead of failing on the
+                // conditions its first write made true.
+                .client_request_token(Ulid::new().to_string())
+                .send(),
+        )
+        .await;
+        let error = match result {
+            Ok(_) => return Ok(()),
+            Err(error) => error,
+        };
+        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+            error.as_service_error()
+        else {
+            return Err(failure(error).into());
+        };
+        let reasons: Vec<(Role, &str)> = roles
+            .iter()
+            .zip(cancelled.cancellation_reasons())
+            .map(|(role, reason)| (*role, reason.code().unwrap_or("None")))
+            .collect();
+        let with = |code: &str| reasons.iter().find(|(_, c)| *c == code).map(|(r, _)| *r);
+        if let Some(role) = with("ConditionalCheckFailed") {
+            return Err(Cancelled::Condition(role));
+        }
+        if with("ValidationError").is_some() {
+            return Err(StoreError::Refused(Box::new(error)).into());
+        }
+        if with("TransactionConflict").is_some() && attempt < CONFLICT_ATTEMPTS {
+            tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+            attempt += 1;
+            continue;
+        }
+        // Still conflicting, or cancelled for another reason (throttling, capacity): nothing
+        // was written and a later retry may pass.
+        return Err(StoreError::Unavailable(Box::new(error)).into());
+    }
+}
+
+/// Runs a DynamoDB call in a span named after its operation, and records its latency.
+pub(super) async fn timed<T>(operation: &'static str, call: impl Future<Output = T>) -> T {
+    let started = Instant::now();
+    let result = call
+        .instrument(tracing::info_span!("dynamodb", operation))
+        .await;
+    metrics::histogram!(metric::DYNAMODB_LATENCY, "operation" => operation)
+        .record(started.elapsed().as_secs_f64() * 1000.0);
+    result
+}
+
+/// Whether a call failed only because its condition did not hold.
+pub(super) fn condition_failed<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
+    error.code() == Some("ConditionalCheckFailedException")
+}
+
+/// Sorts an SDK failure by whether a retry may help: timeouts, connection failures, throttling
+/// and DynamoDB's own 5xx may pass; anything else DynamoDB refused will not.
+pub(super) fn failure<E>(error: SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    const TRANSIENT: [&str; 6] = [
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+        "InternalServerError",
+    ];
+    let transient = match &error {
+        SdkError::ServiceError(_) => {
+            error.code().is_some_and(|code| TRANSIENT.contains(&code))
+                || error
+                    .raw_response()
+                    .is_some_and(|r| r.status().is_server_error())
+        }
+        SdkError::ConstructionFailure(_) => false,
+        _ => true,
+    };
+    if transient {
+        StoreError::Unavailable(Box::new(error))
+    } else {
+        StoreError::Refused(Box::new(error))
+    }
+}

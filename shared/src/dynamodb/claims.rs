@@ -1,0 +1,117 @@
+//! Idempotency records: the conditional writes that take, release and forget a key. What a
+//! claim that meets an existing record gets is [`idempotency::decide`]'s.
+
+use std::time::UNIX_EPOCH;
+
+use super::DynamoStore;
+use super::calls::{condition_failed, failure, timed};
+use super::item::{COMPLETED, IN_PROGRESS, claim_from_item, millis, n, s};
+use crate::domain::UserId;
+use crate::idempotency::{
+    self, Claim, ClaimOutcome, ClaimRecord, ClaimRequest, Decision, RETENTION,
+};
+use crate::store::{ClaimStore, StoreError};
+
+/// Rounds of taking a key whose record expired or was deleted in between.
+const ROUNDS: usize = 3;
+
+impl ClaimStore for DynamoStore {
+    async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
+        let now_ms = millis(request.now);
+        let expires_at = (request.now + RETENTION)
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        for _ in 0..ROUNDS {
+            let put = timed(
+                "PutItem",
+                self.client
+                    .put_item()
+                    .table_name(&self.tables.idempotency)
+                    .item("pk", s(&request.scoped_key))
+                    .item("fingerprint", s(&request.fingerprint))
+                    .item("state", s(IN_PROGRESS))
+                    .item("user_id", s(request.user.to_string()))
+                    .item("in_flight_until", n(millis(request.in_flight_until)))
+                    .item("expires_at", n(expires_at))
+                    .condition_expression(
+                        "attribute_not_exists(pk) OR expires_at < :now_s \
+                         OR (#state = :in_progress AND in_flight_until < :now_ms)",
+                    )
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":now_s", n(now_ms / 1000))
+                    .expression_attribute_values(":now_ms", n(now_ms))
+                    .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+                    .send(),
+            )
+            .await;
+            match put {
+                Ok(_) => return Ok(ClaimOutcome::Claimed),
+                Err(error) if condition_failed(&error) => {}
+                Err(error) => return Err(failure(error)),
+            }
+            let record = self.read(&request.scoped_key).await?;
+            match idempotency::decide(record.as_ref(), request) {
+                Decision::Answer(outcome) => return Ok(outcome),
+                Decision::TakeOver => {}
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the idempotency record kept changing".into(),
+        ))
+    }
+
+    async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
+        self.delete_record(&claim.scoped_key, IN_PROGRESS, claim.user)
+            .await
+    }
+
+    async fn forget(&self, scoped_key: &str, user: UserId) -> Result<(), StoreError> {
+        self.delete_record(scoped_key, COMPLETED, user).await
+    }
+}
+
+impl DynamoStore {
+    async fn read(&self, scoped_key: &str) -> Result<Option<ClaimRecord>, StoreError> {
+        let output = timed(
+            "GetItem",
+            self.client
+                .get_item()
+                .table_name(&self.tables.idempotency)
+                .key("pk", s(scoped_key))
+                .consistent_read(true)
+                .send(),
+        )
+        .await
+        .map_err(failure)?;
+        output.item.as_ref().map(claim_from_item).transpose()
+    }
+
+    /// Deletes the record of `scoped_key` if it is still in `state` for `user`; if it is not,
+    /// someone else holds the key now, and nothing of this request's is left to delete.
+    async fn delete_record(
+        &self,
+        scoped_key: &str,
+        state: &str,
+        user: UserId,
+    ) -> Result<(), StoreError> {
+        let result = timed(
+            "DeleteItem",
+            self.client
+                .delete_item()
+                .table_name(&self.tables.idempotency)
+                .key("pk", s(scoped_key))
+                .condition_expression("#state = :state AND user_id = :user")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":state", s(state))
+                .expression_attribute_values(":user", s(user.to_string()))
+                .send(),
+        )
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if condition_failed(&error) => Ok(()),
+            Err(error) => Err(failure(error)),
+        }
+    }
+}
