@@ -7,10 +7,11 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::TransactWriteItem;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use tracing::Instrument;
 use ulid::Ulid;
 
+use super::item::Item;
 use crate::store::StoreError;
 use crate::telemetry::metric;
 
@@ -96,6 +97,26 @@ pub(super) async fn transact(
         // was written and a later retry may pass.
         return Err(StoreError::Unavailable(Box::new(error)).into());
     }
+}
+
+/// A strongly consistent read of the item `key` names in `table`.
+pub(super) async fn read(
+    client: &Client,
+    table: &str,
+    key: AttributeValue,
+) -> Result<Option<Item>, StoreError> {
+    let output = timed(
+        "GetItem",
+        client
+            .get_item()
+            .table_name(table)
+            .key("pk", key)
+            .consistent_read(true)
+            .send(),
+    )
+    .await
+    .map_err(failure)?;
+    Ok(output.item)
 }
 
 /// Runs a DynamoDB call in a span named after its operation, and records its latency.

@@ -4,7 +4,7 @@
 use std::time::UNIX_EPOCH;
 
 use super::DynamoStore;
-use super::calls::{condition_failed, failure, timed};
+use super::calls::{condition_failed, failure, read, timed};
 use super::item::{COMPLETED, IN_PROGRESS, claim_from_item, millis, n, s};
 use crate::domain::UserId;
 use crate::idempotency::{
@@ -50,7 +50,7 @@ impl ClaimStore for DynamoStore {
                 Err(error) if condition_failed(&error) => {}
                 Err(error) => return Err(failure(error)),
             }
-            let record = self.read(&request.scoped_key).await?;
+            let record = self.read_record(&request.scoped_key).await?;
             match idempotency::decide(record.as_ref(), request) {
                 Decision::Answer(outcome) => return Ok(outcome),
                 Decision::TakeOver => {}
@@ -72,19 +72,9 @@ impl ClaimStore for DynamoStore {
 }
 
 impl DynamoStore {
-    async fn read(&self, scoped_key: &str) -> Result<Option<ClaimRecord>, StoreError> {
-        let output = timed(
-            "GetItem",
-            self.client
-                .get_item()
-                .table_name(&self.tables.idempotency)
-                .key("pk", s(scoped_key))
-                .consistent_read(true)
-                .send(),
-        )
-        .await
-        .map_err(failure)?;
-        output.item.as_ref().map(claim_from_item).transpose()
+    async fn read_record(&self, scoped_key: &str) -> Result<Option<ClaimRecord>, StoreError> {
+        let item = read(&self.client, &self.tables.idempotency, s(scoped_key)).await?;
+        item.as_ref().map(claim_from_item).transpose()
     }
 
     /// Deletes the record of `scoped_key` if it is still in `state` for `user`; if it is not,

@@ -3,7 +3,7 @@
 use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 
-use super::calls::{Cancelled, Role, condition_failed, failure, timed, transact};
+use super::calls::{Cancelled, Role, condition_failed, failure, read, timed, transact};
 use super::item::{
     COMPLETED, IN_PROGRESS, Item, LISTING, email_key, n, s, user_from_item, user_item, user_key,
 };
@@ -14,18 +14,8 @@ use crate::store::{Page, StoreError, UserStore};
 
 impl UserStore for DynamoStore {
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        let output = timed(
-            "GetItem",
-            self.client
-                .get_item()
-                .table_name(&self.tables.users)
-                .key("pk", user_key(id))
-                .consistent_read(true)
-                .send(),
-        )
-        .await
-        .map_err(failure)?;
-        output.item.as_ref().map(user_from_item).transpose()
+        let item = read(&self.client, &self.tables.users, user_key(id)).await?;
+        item.as_ref().map(user_from_item).transpose()
     }
 
     async fn list(&self, before: Option<UserId>, limit: usize) -> Result<Page, StoreError> {
