@@ -19,9 +19,10 @@ use lambda_http::tracing::subscriber::{fmt, registry};
 use metrics::Unit;
 use metrics_cloudwatch_embedded::Collector;
 
-/// Where `lambda_runtime` logs each event whole, body included, at TRACE. Emails must never
-/// reach the logs, so this target is held at DEBUG at most.
-const RAW_EVENT_TARGET: &str = "lambda_runtime::layers::api_response";
+/// The one target whose TRACE lines are this service's own. Every other crate logs at DEBUG at
+/// most: at TRACE, `lambda_runtime` logs each event whole and the AWS SDK every request and
+/// response body, and a user's name and email must never reach the logs.
+const OWN_TARGET: &str = "users";
 
 const DEFAULT_NAMESPACE: &str = "UsersService";
 const DEFAULT_SERVICE: &str = "users";
@@ -54,13 +55,14 @@ fn init_logs() {
         .or_else(|| env("RUST_LOG"))
         .and_then(|level| level.parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::INFO);
-    let no_payloads: Directive = format!("{RAW_EVENT_TARGET}={}", level.min(LevelFilter::DEBUG))
+    let others = level.min(LevelFilter::DEBUG);
+    let own: Directive = format!("{OWN_TARGET}={level}")
         .parse()
         .expect("a valid directive");
     let filter = EnvFilter::builder()
-        .with_default_directive(level.into())
-        .from_env_lossy()
-        .add_directive(no_payloads);
+        .with_default_directive(others.into())
+        .parse_lossy("")
+        .add_directive(own);
     let logs = registry().with(filter);
     if env("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")) {
         let mut json = json_subscriber::layer()
