@@ -160,9 +160,15 @@ async fn update(
     let Resource::UpdateUser { id } = http::route(request)? else {
         return Err(ApiError::RouteNotFound);
     };
-    let body = http::json_body(request, http::JSON_OR_MERGE_PATCH)?;
+    // 415 and 413 come before the path's 400, a body's own 400 after it.
+    let body = match http::json_body(request, http::JSON_OR_MERGE_PATCH) {
+        Err(error @ (ApiError::UnsupportedMediaType | ApiError::PayloadTooLarge)) => {
+            return Err(error);
+        }
+        body => body,
+    };
     let id = UserId::parse(id).map_err(|_| ApiError::InvalidId)?;
-    let patch = http::user_patch(&body)?;
+    let patch = http::user_patch(&body?)?;
     let precondition = http::if_match(request);
     let user = service::update_user(store, id, &patch, precondition.as_ref(), clock.now()).await?;
     Ok(Reply::Updated(user))

@@ -23,6 +23,9 @@ pub enum ServiceError {
     KeyReused,
     #[error("the first request with this idempotency key is still running")]
     InProgress { retry_after: Duration },
+    /// Other writes kept changing what this request read: a retry may pass.
+    #[error("{0} kept changing while it was written")]
+    Contended(&'static str),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -111,9 +114,7 @@ async fn claim(
             None => store.forget(&request.scoped_key, user).await?,
         }
     }
-    Err(ServiceError::Store(StoreError::Unavailable(
-        "the idempotency record kept changing".into(),
-    )))
+    Err(ServiceError::Contended("the idempotency record"))
 }
 
 pub async fn get_user(store: &impl UserStore, id: UserId) -> Result<User, ServiceError> {
@@ -138,8 +139,16 @@ pub async fn update_user(
     precondition: Option<&Precondition>,
     now: SystemTime,
 ) -> Result<User, ServiceError> {
+    let mut written: Option<User> = None;
     for _ in 0..ATTEMPTS {
-        let current = current(store, id, precondition).await?;
+        let current = store.get(id).await?.ok_or(ServiceError::NotFound)?;
+        // The write that seemed to fail had landed (its answer was lost, and the SDK's retry
+        // then failed on the version it had moved): this request's change is the current state.
+        if written.as_ref() == Some(&current) {
+            metrics::counter!(metric::USERS_UPDATED).increment(1);
+            return Ok(current);
+        }
+        check(&current, precondition)?;
         let Some(next) = current.patched(patch, now) else {
             return Ok(current);
         };
@@ -148,11 +157,11 @@ pub async fn update_user(
                 metrics::counter!(metric::USERS_UPDATED).increment(1);
                 return Ok(next);
             }
-            Err(StoreError::Stale) => {}
+            Err(StoreError::Stale) => written = Some(next),
             Err(error) => return Err(error.into()),
         }
     }
-    Err(kept_changing())
+    Err(ServiceError::Contended("the user"))
 }
 
 /// Erases the user as it is now, if it meets `precondition`.
@@ -172,26 +181,26 @@ pub async fn delete_user(
             Err(error) => return Err(error.into()),
         }
     }
-    Err(kept_changing())
+    Err(ServiceError::Contended("the user"))
 }
 
-/// The user as stored now: `404` before `412`, as the contract orders them.
+/// The user as stored now, if it meets `precondition`: `404` before `412`, as the contract
+/// orders them.
 async fn current(
     store: &impl UserStore,
     id: UserId,
     precondition: Option<&Precondition>,
 ) -> Result<User, ServiceError> {
     let user = store.get(id).await?.ok_or(ServiceError::NotFound)?;
+    check(&user, precondition)?;
+    Ok(user)
+}
+
+fn check(user: &User, precondition: Option<&Precondition>) -> Result<(), ServiceError> {
     match precondition {
         Some(precondition) if !precondition.holds_for(user.version()) => {
             Err(ServiceError::PreconditionFailed)
         }
-        _ => Ok(user),
+        _ => Ok(()),
     }
-}
-
-fn kept_changing() -> ServiceError {
-    ServiceError::Store(StoreError::Unavailable(
-        "the user kept changing while it was written".into(),
-    ))
 }

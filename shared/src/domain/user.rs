@@ -116,11 +116,13 @@ impl User {
             return None;
         }
         // Never before the previous change, whatever the clock of this instance says.
-        let now = rfc3339_millis(now).expect("the clock reads a year before 10000");
+        let updated_at = rfc3339_millis(now)
+            .filter(|now| *now > self.updated_at)
+            .unwrap_or_else(|| self.updated_at.clone());
         Some(Self {
             name: name.unwrap_or(&self.name).clone(),
             email: email.unwrap_or(&self.email).clone(),
-            updated_at: now.max(self.updated_at.clone()),
+            updated_at,
             version: self.version.next(),
             ..self.clone()
         })

@@ -18,6 +18,10 @@ use crate::telemetry::metric;
 /// Attempts for a transaction that DynamoDB cancelled because another one touched its items.
 const CONFLICT_ATTEMPTS: u32 = 3;
 
+/// How long a write that met a transaction in progress on its item waits before it tries
+/// again: DynamoDB's transactions take milliseconds.
+pub(super) const CONFLICT_BACKOFF: Duration = Duration::from_millis(20);
+
 /// What an item of a transaction stands for, so that a cancellation is read by the item it
 /// names rather than by a bare position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +93,7 @@ pub(super) async fn transact(
             return Err(StoreError::Refused(Box::new(error)).into());
         }
         if with("TransactionConflict").is_some() && attempt < CONFLICT_ATTEMPTS {
-            tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+            tokio::time::sleep(CONFLICT_BACKOFF * attempt).await;
             attempt += 1;
             continue;
         }

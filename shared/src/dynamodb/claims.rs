@@ -1,7 +1,9 @@
 //! Idempotency records: the conditional writes that take, release and forget a key. What a
 //! claim that meets an existing record gets is [`idempotency::decide`]'s.
 
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 
 use super::DynamoStore;
 use super::calls::{condition_failed, failure, read, timed};
@@ -48,6 +50,12 @@ impl ClaimStore for DynamoStore {
             match put {
                 Ok(_) => return Ok(ClaimOutcome::Claimed),
                 Err(error) if condition_failed(&error) => {}
+                // The first request with this key is committing its create right now.
+                Err(error) if error.code() == Some("TransactionConflictException") => {
+                    return Ok(ClaimOutcome::InProgress {
+                        retry_after: Duration::from_secs(1),
+                    });
+                }
                 Err(error) => return Err(failure(error)),
             }
             let record = self.read_record(&request.scoped_key).await?;

@@ -1,9 +1,11 @@
 //! Users: read, list, create, change and erase.
 
-use aws_sdk_dynamodb::error::BuildError;
+use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 
-use super::calls::{Cancelled, Role, condition_failed, failure, read, timed, transact};
+use super::calls::{
+    CONFLICT_BACKOFF, Cancelled, Role, condition_failed, failure, read, timed, transact,
+};
 use super::item::{
     COMPLETED, IN_PROGRESS, Item, LISTING, email_key, n, s, user_from_item, user_item, user_key,
 };
@@ -86,6 +88,12 @@ impl UserStore for DynamoStore {
             return match result {
                 Ok(_) => Ok(()),
                 Err(error) if condition_failed(&error) => Err(StoreError::Stale),
+                // A transaction (an email change, a delete) holds the item: once it is done,
+                // the user is read again and the change made on what it left.
+                Err(error) if error.code() == Some("TransactionConflictException") => {
+                    tokio::time::sleep(CONFLICT_BACKOFF).await;
+                    Err(StoreError::Stale)
+                }
                 Err(error) => Err(failure(error)),
             };
         }

@@ -108,6 +108,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::KeyReused => Self::IdempotencyKeyReused,
             ServiceError::InProgress { retry_after } => Self::RequestInProgress { retry_after },
             ServiceError::PreconditionFailed => Self::PreconditionFailed,
+            error @ ServiceError::Contended(_) => {
+                tracing::warn!(error = %error, "gave up on contended writes");
+                Self::Unavailable
+            }
             ServiceError::Store(error @ StoreError::Corrupt(_)) => {
                 tracing::error!(error = %DisplayErrorContext(&error), "stored data is invalid");
                 Self::Internal
