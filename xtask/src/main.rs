@@ -12,8 +12,8 @@ usage:
       embedded Dynoxide whose data lives in DIR (default .local/). Ctrl-C stops everything.
   cargo xtask test
       Every check CI runs: fmt, clippy, cargo deny, the template checks, the test suite on
-      Dynoxide and on DynamoDB Local, a smoke test of `cargo xtask dev`, and sam build for
-      Graviton.
+      Dynoxide and on DynamoDB Local, a smoke test of `cargo xtask dev` with Schemathesis on
+      openapi.yaml, and sam build for Graviton.
   cargo xtask bench [--cold N] [--warm N] [--users N] [--dynamodb-local] [--no-arm64]
                     [--function NAME]... [--profile PROFILE]
       Cold start, latency, memory and size of the release functions beside a bare hello-world
