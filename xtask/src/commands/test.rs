@@ -117,8 +117,13 @@ fn smoke_test(root: &Path) -> Result<()> {
         .into());
     }
     let found = stdout.matches(r#""name":"Ada Lovelace""#).count();
-    if found < 3 || stdout.contains(r#""error""#) {
-        return Err("the README's examples did not create, read and list Ada Lovelace".into());
+    let changed = stdout.contains(r#""email":"ada.lovelace@example.com""#);
+    let erased = stdout.ends_with("204\n404\n");
+    if found < 4 || !changed || !erased || stdout.contains(r#""error""#) {
+        return Err(
+            "the README's examples did not create, read, list, change and erase Ada Lovelace"
+                .into(),
+        );
     }
 
     let path = tools::path_with(&[&lambda_bin])?;
