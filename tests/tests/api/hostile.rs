@@ -24,9 +24,9 @@ use crate::replay::{ada, contract_violations};
 /// A route's function, and every status the contract lets it answer with while DynamoDB is
 /// healthy (a 503 would mean DynamoDB failed; a 500 is a bug).
 #[derive(Clone, Copy)]
-struct Route {
-    function: Function,
-    statuses: &'static [u16],
+pub(crate) struct Route {
+    pub(crate) function: Function,
+    pub(crate) statuses: &'static [u16],
 }
 
 const CREATE: Route = Route {
@@ -45,41 +45,59 @@ const LIST: Route = Route {
 const OK: &[u16] = &[200];
 /// A valid create: `201`, or `409` once an earlier variant took its email.
 const STORED: &[u16] = &[201, 409];
-const BAD_REQUEST: &[u16] = &[400];
-const NOT_FOUND: &[u16] = &[404];
-const NOT_ALLOWED: &[u16] = &[405];
-const TOO_LARGE: &[u16] = &[413];
-const UNSUPPORTED: &[u16] = &[415];
-const INVALID: &[u16] = &[422];
+pub(crate) const BAD_REQUEST: &[u16] = &[400];
+pub(crate) const NOT_FOUND: &[u16] = &[404];
+pub(crate) const NOT_ALLOWED: &[u16] = &[405];
+pub(crate) const TOO_LARGE: &[u16] = &[413];
+pub(crate) const UNSUPPORTED: &[u16] = &[415];
+pub(crate) const INVALID: &[u16] = &[422];
 /// Text flagged base64 that is not: 400, or 413 when it is too long to decode within the limit.
-const NOT_BASE64: &[u16] = &[400, 413];
+pub(crate) const NOT_BASE64: &[u16] = &[400, 413];
 
 /// Methods other than the route's own.
-const OTHER_METHODS: &[&str] = &[
+pub(crate) const OTHER_METHODS: &[&str] = &[
     "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT", "PURGE", "post", "get",
 ];
 
 /// One request of a corpus and the statuses the contract allows for it.
-struct Variant {
+pub(crate) struct Variant {
     name: String,
     event: Value,
-    expected: &'static [u16],
+    expected: Vec<u16>,
+    /// A status, and the error code the contract gives the request when it answers with it.
+    code: Option<(u16, &'static str)>,
 }
 
 impl Variant {
-    fn new(name: impl Into<String>, event: Value, expected: &'static [u16]) -> Self {
+    pub(crate) fn new(
+        name: impl Into<String>,
+        event: Value,
+        expected: impl Into<Vec<u16>>,
+    ) -> Self {
         Self {
             name: name.into(),
             event,
-            expected,
+            expected: expected.into(),
+            code: None,
         }
+    }
+
+    pub(crate) fn may_answer(&self, status: u16) -> bool {
+        self.expected.contains(&status)
+    }
+
+    /// The same variant, whose answer with `status` must carry `code`.
+    #[must_use]
+    pub(crate) fn with_code(mut self, status: u16, code: &'static str) -> Self {
+        self.code = Some((status, code));
+        self
     }
 }
 
 /// One route's function on its own fresh tables, driven from synchronous code (proptest's
 /// runner included), checking each answer and what it left in the tables.
-struct Harness {
-    app: App,
+pub(crate) struct Harness {
+    pub(crate) app: App,
     runtime: tokio::runtime::Runtime,
     route: Route,
     /// Both tables as the last request left them.
@@ -87,7 +105,7 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(route: Route, users: &[User]) -> Self {
+    pub(crate) fn new(route: Route, users: &[User]) -> Self {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -110,7 +128,7 @@ impl Harness {
 
     /// Sends `event`: the answer (none if the invocation panicked), and every way the answer,
     /// or what the request did to the tables, breaks the contract.
-    fn send(&self, event: &Value) -> (Option<Reply>, Vec<String>) {
+    pub(crate) fn send(&self, event: &Value) -> (Option<Reply>, Vec<String>) {
         let invocation = AssertUnwindSafe(|| {
             self.runtime
                 .block_on(self.app.invoke(self.route.function, event))
@@ -132,13 +150,69 @@ impl Harness {
         }
         let after = self.runtime.block_on(self.app.snapshot());
         let mut tables = self.tables.borrow_mut();
-        let may_write = self.route.function == Function::CreateUser && reply.status < 400;
+        let writer = matches!(
+            self.route.function,
+            Function::CreateUser | Function::UpdateUser | Function::DeleteUser
+        );
+        let may_write = writer && reply.status < 400;
         if !may_write && after != *tables {
             problems.push(format!("a {} changed the tables", reply.status));
+        }
+        if may_write {
+            problems.extend(change_violations(
+                self.route.function,
+                event,
+                &tables,
+                &after,
+            ));
         }
         *tables = after;
         (Some(reply), problems)
     }
+}
+
+/// What a successful update or delete may do to the tables: it touches only items that name
+/// the user of the path; an update never adds or removes an item (a new email's reservation
+/// takes the old one's place), and a delete removes the user's items and leaves none that
+/// names it.
+fn change_violations(
+    function: Function,
+    event: &Value,
+    before: &[String],
+    after: &[String],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if function == Function::CreateUser {
+        return problems;
+    }
+    let path = event["rawPath"].as_str().unwrap_or_default();
+    let id = path.rsplit('/').next().unwrap_or_default();
+    let (before_set, after_set): (HashSet<&str>, HashSet<&str>) = (
+        before.iter().map(String::as_str).collect(),
+        after.iter().map(String::as_str).collect(),
+    );
+    let removed: Vec<&str> = before_set.difference(&after_set).copied().collect();
+    let added: Vec<&str> = after_set.difference(&before_set).copied().collect();
+    if removed.iter().chain(&added).any(|item| !item.contains(id)) {
+        problems.push(format!(
+            "a change to {id:?} touched an item that does not name it"
+        ));
+    }
+    match function {
+        Function::UpdateUser if before.len() != after.len() => {
+            problems.push("an update added or removed items".to_owned());
+        }
+        Function::DeleteUser => {
+            if removed.is_empty() || !added.is_empty() {
+                problems.push("a delete removed nothing, or added an item".to_owned());
+            }
+            if after.iter().any(|item| item.contains(id)) {
+                problems.push(format!("an item still names the deleted user {id}"));
+            }
+        }
+        _ => {}
+    }
+    problems
 }
 
 fn panic_text(panic: &(dyn Any + Send)) -> &str {
@@ -159,7 +233,7 @@ fn shortened(body: &Value) -> String {
 }
 
 /// Sends every variant, then fails once, listing every problem found.
-fn assert_corpus(harness: &Harness, variants: &[Variant]) {
+pub(crate) fn assert_corpus(harness: &Harness, variants: &[Variant]) {
     let distinct: HashSet<String> = variants.iter().map(|v| v.event.to_string()).collect();
     assert!(
         distinct.len() >= 200,
@@ -169,7 +243,7 @@ fn assert_corpus(harness: &Harness, variants: &[Variant]) {
     let mut failures = Vec::new();
     for variant in variants {
         let (reply, problems) = harness.send(&variant.event);
-        if let Some(reply) = reply
+        if let Some(reply) = &reply
             && !variant.expected.contains(&reply.status)
         {
             failures.push(format!(
@@ -178,6 +252,16 @@ fn assert_corpus(harness: &Harness, variants: &[Variant]) {
                 reply.status,
                 variant.expected,
                 shortened(&reply.body)
+            ));
+        }
+        if let (Some(reply), Some((status, code))) = (&reply, variant.code)
+            && reply.status == status
+            && reply.code() != Some(code)
+        {
+            failures.push(format!(
+                "{}: a {status} with code {:?} instead of {code:?}",
+                variant.name,
+                reply.code()
             ));
         }
         failures.extend(problems.iter().map(|p| format!("{}: {p}", variant.name)));
@@ -193,7 +277,7 @@ fn assert_corpus(harness: &Harness, variants: &[Variant]) {
 }
 
 /// Sets header `name`, replacing any spelling of it in another case; `None` removes it.
-fn set_header(event: &mut Value, name: &str, value: Option<&str>) {
+pub(crate) fn set_header(event: &mut Value, name: &str, value: Option<&str>) {
     let headers = event["headers"]
         .as_object_mut()
         .expect("the events have headers");
@@ -203,23 +287,23 @@ fn set_header(event: &mut Value, name: &str, value: Option<&str>) {
     }
 }
 
-fn with_header(mut event: Value, name: &str, value: &str) -> Value {
+pub(crate) fn with_header(mut event: Value, name: &str, value: &str) -> Value {
     set_header(&mut event, name, Some(value));
     event
 }
 
-fn with_method(mut event: Value, method: &str) -> Value {
+pub(crate) fn with_method(mut event: Value, method: &str) -> Value {
     event["requestContext"]["http"]["method"] = Value::from(method);
     event
 }
 
-fn with_path(mut event: Value, path: &str) -> Value {
+pub(crate) fn with_path(mut event: Value, path: &str) -> Value {
     event["rawPath"] = Value::from(path);
     event["requestContext"]["http"]["path"] = Value::from(path);
     event
 }
 
-fn with_body(mut event: Value, text: &str, base64: bool) -> Value {
+pub(crate) fn with_body(mut event: Value, text: &str, base64: bool) -> Value {
     event["body"] = Value::from(text);
     event["isBase64Encoded"] = Value::from(base64);
     event
@@ -228,10 +312,10 @@ fn with_body(mut event: Value, text: &str, base64: bool) -> Value {
 // POST /users
 
 /// How a body travels: as text, or base64-encoded with `isBase64Encoded`.
-struct Sent {
-    how: &'static str,
-    text: String,
-    base64: bool,
+pub(crate) struct Sent {
+    pub(crate) how: &'static str,
+    pub(crate) text: String,
+    pub(crate) base64: bool,
 }
 
 impl Sent {
@@ -245,14 +329,18 @@ impl Sent {
 }
 
 /// A create body and what the contract answers when it arrives as JSON.
-struct Payload {
-    label: String,
-    bytes: Vec<u8>,
-    expected: &'static [u16],
+pub(crate) struct Payload {
+    pub(crate) label: String,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) expected: &'static [u16],
 }
 
 impl Payload {
-    fn new(label: impl Into<String>, bytes: impl Into<Vec<u8>>, expected: &'static [u16]) -> Self {
+    pub(crate) fn new(
+        label: impl Into<String>,
+        bytes: impl Into<Vec<u8>>,
+        expected: &'static [u16],
+    ) -> Self {
         Self {
             label: label.into(),
             bytes: bytes.into(),
@@ -269,7 +357,7 @@ impl Payload {
     }
 
     /// The body as text when it is UTF-8, else base64-encoded.
-    fn as_text(&self) -> Sent {
+    pub(crate) fn as_text(&self) -> Sent {
         match std::str::from_utf8(&self.bytes) {
             Ok(text) => Sent {
                 how: "text",
@@ -281,7 +369,7 @@ impl Payload {
     }
 
     /// The body as text (when it is UTF-8) and base64-encoded: both get the same answer.
-    fn transports(&self) -> Vec<Sent> {
+    pub(crate) fn transports(&self) -> Vec<Sent> {
         let mut sent = vec![self.as_base64()];
         if std::str::from_utf8(&self.bytes).is_ok() {
             sent.push(self.as_text());
@@ -290,20 +378,20 @@ impl Payload {
     }
 }
 
-const GRACE: &str = r#"{"name": "Grace Hopper", "email": "grace@example.com"}"#;
-const MAX_BODY: usize = 16 * 1024;
+pub(crate) const GRACE: &str = r#"{"name": "Grace Hopper", "email": "grace@example.com"}"#;
+pub(crate) const MAX_BODY: usize = 16 * 1024;
 
 fn user_body(name: &str, email: &str) -> String {
     json!({ "name": name, "email": email }).to_string()
 }
 
 /// A body whose name is `name` as raw JSON text.
-fn raw_name(name: &str) -> String {
+pub(crate) fn raw_name(name: &str) -> String {
     format!(r#"{{"name": {name}, "email": "raw@example.com"}}"#)
 }
 
 /// `body` followed by spaces up to `len` bytes.
-fn padded(body: &str, len: usize) -> String {
+pub(crate) fn padded(body: &str, len: usize) -> String {
     format!("{body}{}", " ".repeat(len - body.len()))
 }
 
@@ -320,7 +408,7 @@ fn domain_of(len: usize) -> String {
 
 /// Names the contract accepts: any script, emoji, invisible and combining characters, and
 /// up to 100 scalar values once trimmed.
-fn accepted_names() -> Vec<(&'static str, String)> {
+pub(crate) fn accepted_names() -> Vec<(&'static str, String)> {
     vec![
         ("hebrew", "שלום עליכם".into()),
         ("arabic", "مرحبا بالعالم".into()),
@@ -368,7 +456,7 @@ fn accepted_names() -> Vec<(&'static str, String)> {
 }
 
 /// Names the contract refuses with 422 for their value.
-fn refused_names() -> Vec<(String, String)> {
+pub(crate) fn refused_names() -> Vec<(String, String)> {
     let mut names: Vec<(String, String)> = vec![
         ("empty".into(), String::new()),
         ("spaces".into(), "   ".into()),
@@ -393,7 +481,7 @@ fn refused_names() -> Vec<(String, String)> {
 }
 
 /// Emails and what the contract answers for each; the accepted ones are distinct users.
-fn emails() -> Vec<(String, String, &'static [u16])> {
+pub(crate) fn emails() -> Vec<(String, String, &'static [u16])> {
     let entry = |label: &str, email: String, expected| (label.to_owned(), email, expected);
     let mut emails = vec![
         entry(
@@ -485,7 +573,7 @@ fn emails() -> Vec<(String, String, &'static [u16])> {
 }
 
 /// JSON values that are not strings, for either field.
-const NOT_STRINGS: &[&str] = &[
+pub(crate) const NOT_STRINGS: &[&str] = &[
     "1",
     "-1",
     "1.5",
@@ -591,7 +679,7 @@ fn structures() -> Vec<Payload> {
 }
 
 /// Bodies that are not a JSON object: 400.
-fn malformed() -> Vec<Payload> {
+pub(crate) fn malformed() -> Vec<Payload> {
     let mut payloads: Vec<Payload> = (0..GRACE.len())
         .map(|len| {
             Payload::new(
@@ -675,7 +763,7 @@ fn malformed() -> Vec<Payload> {
 }
 
 /// Bodies that are not UTF-8, which only base64 can carry: 400.
-fn not_utf8() -> Vec<Payload> {
+pub(crate) fn not_utf8() -> Vec<Payload> {
     let with_name = |name: &[u8]| {
         let mut body = br#"{"name": ""#.to_vec();
         body.extend_from_slice(name);
@@ -720,7 +808,7 @@ fn not_utf8() -> Vec<Payload> {
 }
 
 /// Bodies at and past the 16 KiB limit, and JSON nested inside a member.
-fn sizes_and_depths() -> Vec<Payload> {
+pub(crate) fn sizes_and_depths() -> Vec<Payload> {
     let at_limit = user_body("Padded", "padded@example.com");
     let mut payloads = vec![
         Payload::new("16384 bytes", padded(&at_limit, MAX_BODY), STORED),
@@ -809,7 +897,7 @@ fn create_samples() -> Vec<Payload> {
 
 /// `content-type` headers: the name's spelling, the value (none: no header), and whether the
 /// contract takes it for JSON.
-const CONTENT_TYPES: &[(&str, Option<&str>, bool)] = &[
+pub(crate) const CONTENT_TYPES: &[(&str, Option<&str>, bool)] = &[
     ("content-type", Some("application/json"), true),
     ("Content-Type", Some("application/json"), true),
     ("CONTENT-TYPE", Some("application/json"), true),
@@ -855,7 +943,7 @@ const CONTENT_TYPES: &[(&str, Option<&str>, bool)] = &[
 ];
 
 /// Headers that have nothing to do with the body: a valid create stays one.
-const UNRELATED_HEADERS: &[(&str, &str)] = &[
+pub(crate) const UNRELATED_HEADERS: &[(&str, &str)] = &[
     ("host", ""),
     ("host", "exa mple.com"),
     ("host", "[::1"),
@@ -1086,7 +1174,7 @@ fn create_user_answers_the_hostile_corpus_within_the_contract() {
 // GET /users/{id}
 
 /// Ids and what get-user answers for each, with `ada()` stored.
-fn ids() -> Vec<(String, String, &'static [u16])> {
+pub(crate) fn ids() -> Vec<(String, String, &'static [u16])> {
     let known = ada().id().to_string();
     let id = |label: &str, id: String, expected| (label.to_owned(), id, expected);
     let encoded: String = known.bytes().map(|b| format!("%{b:02X}")).collect();
@@ -1213,7 +1301,7 @@ fn get_variants() -> Vec<Variant> {
         variants.push(Variant::new(
             format!("id {label}"),
             EventBuilder::get(id).build(),
-            expected,
+            *expected,
         ));
     }
     let crossed = [
@@ -1304,7 +1392,7 @@ fn get_user_answers_the_hostile_corpus_within_the_contract() {
 
 // GET /users
 
-fn user(name: &str, email: &str) -> User {
+pub(crate) fn user(name: &str, email: &str) -> User {
     let new = NewUser {
         name: UserName::parse(name).expect("a valid name"),
         email: Email::parse(email).expect("a valid email"),
@@ -1590,7 +1678,7 @@ fn list_users_answers_the_hostile_corpus_within_the_contract() {
 
 // Properties
 
-fn property_config() -> Config {
+pub(crate) fn property_config() -> Config {
     Config {
         cases: 256,
         failure_persistence: None,
@@ -1599,7 +1687,7 @@ fn property_config() -> Config {
 }
 
 /// Sends the requests `events` generates: every answer must keep the contract.
-fn assert_property(harness: &Harness, events: impl Strategy<Value = Value>) {
+pub(crate) fn assert_property(harness: &Harness, events: impl Strategy<Value = Value>) {
     let mut runner = TestRunner::new(property_config());
     let result = runner.run(&events, |event| {
         let (_, problems) = harness.send(&event);
@@ -1613,7 +1701,7 @@ fn assert_property(harness: &Harness, events: impl Strategy<Value = Value>) {
 
 /// A header value as HTTP can carry one: any text without control characters but tab, or
 /// printable ASCII up to just past the 128 characters an idempotency key may have.
-fn header_value() -> impl Strategy<Value = String> {
+pub(crate) fn header_value() -> impl Strategy<Value = String> {
     prop_oneof!["[^\\x00-\\x08\\x0A-\\x1F\\x7F]{0,40}", "[ -~]{1,130}"]
 }
 
@@ -1630,7 +1718,7 @@ const HEADER_NAMES: &[&str] = &[
     "cookie",
 ];
 
-fn any_headers() -> impl Strategy<Value = Vec<(&'static str, String)>> {
+pub(crate) fn any_headers() -> impl Strategy<Value = Vec<(&'static str, String)>> {
     prop::collection::vec((prop::sample::select(HEADER_NAMES), header_value()), 0..3)
 }
 
@@ -1638,7 +1726,7 @@ fn any_method() -> impl Strategy<Value = &'static str> {
     prop_oneof![8 => Just("GET"), 1 => prop::sample::select(OTHER_METHODS)]
 }
 
-fn with_headers(mut event: Value, headers: &[(&str, String)]) -> Value {
+pub(crate) fn with_headers(mut event: Value, headers: &[(&str, String)]) -> Value {
     for (name, value) in headers {
         set_header(&mut event, name, Some(value));
     }
@@ -1646,7 +1734,7 @@ fn with_headers(mut event: Value, headers: &[(&str, String)]) -> Value {
 }
 
 /// Any JSON value a few levels deep, whose keys are often `name` and `email`.
-fn json_value() -> impl Strategy<Value = Value> {
+pub(crate) fn json_value() -> impl Strategy<Value = Value> {
     let key = prop_oneof![
         Just("name".to_owned()),
         Just("email".to_owned()),
@@ -1670,7 +1758,7 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
-fn email_like() -> impl Strategy<Value = String> {
+pub(crate) fn email_like() -> impl Strategy<Value = String> {
     "[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]{1,70}@[a-zA-Z0-9]([a-zA-Z0-9-]{0,64}[a-zA-Z0-9])?(\\.[a-zA-Z0-9-]{1,64}){0,4}"
 }
 
@@ -1706,7 +1794,7 @@ fn create_event_with(text: &str, base64: bool, headers: &[(&str, String)]) -> Va
     )
 }
 
-fn truncated(text: &str, at: Index) -> String {
+pub(crate) fn truncated(text: &str, at: Index) -> String {
     let cut = at.index(text.len() + 1);
     let cut = (0..=cut)
         .rev()

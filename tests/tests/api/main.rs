@@ -4,6 +4,7 @@
 mod failures;
 mod faults;
 mod hostile;
+mod hostile_changes;
 mod lifecycle;
 mod logs;
 mod races;
