@@ -90,7 +90,7 @@ async fn serve(
                 );
             }
         }
-        telemetry::flush_metrics();
+        telemetry::flush_metrics(Some(&event.context.request_id));
         response
     }
     .instrument(span)
@@ -109,6 +109,10 @@ async fn create(
     let body = http::json_body(request, http::JSON)?;
     let key = http::idempotency_key(request)?;
     let new_user = http::new_user(&body)?;
+    let caller = match key {
+        Some(_) => http::caller(request)?,
+        None => None,
+    };
     let context = CreateContext {
         now: clock.now(),
         // The claim ends when this request's work is given up, so a request cut off at its
@@ -116,7 +120,7 @@ async fn create(
         time_left: work_budget(context).unwrap_or(FUNCTION_TIMEOUT),
         idempotency: key.as_ref().map(|key| Idempotent {
             key,
-            caller: http::caller(request),
+            caller: caller.as_deref(),
             body: &body,
         }),
     };

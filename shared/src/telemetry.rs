@@ -24,6 +24,9 @@ use metrics_cloudwatch_embedded::Collector;
 /// response body, and a user's name and email must never reach the logs.
 const OWN_TARGET: &str = "users";
 
+/// The name under which log lines and metric documents carry the Lambda request id.
+const REQUEST_ID: &str = "requestId";
+
 const DEFAULT_NAMESPACE: &str = "UsersService";
 const DEFAULT_SERVICE: &str = "users";
 
@@ -131,11 +134,18 @@ pub fn cold_start() -> bool {
     cold
 }
 
-/// Writes the metrics recorded since the last flush as EMF documents on stdout.
-pub fn flush_metrics() {
-    if let Some(collector) = METRICS.get()
-        && let Err(error) = collector.flush(std::io::stdout().lock())
-    {
+/// Writes the metrics recorded since the last flush as EMF documents on stdout, each carrying
+/// `request_id` as the property `requestId` (not a dimension: it would make a metric per request),
+/// as every log line of the request does.
+pub fn flush_metrics(request_id: Option<&str>) {
+    let Some(collector) = METRICS.get() else {
+        return;
+    };
+    match request_id {
+        Some(id) => collector.set_property(REQUEST_ID, id.to_owned()),
+        None => collector.remove_property(REQUEST_ID),
+    };
+    if let Err(error) = collector.flush(std::io::stdout().lock()) {
         tracing::warn!(%error, "could not write metrics");
     }
 }
@@ -144,7 +154,7 @@ pub fn flush_metrics() {
 /// the process exits. Call during init, before the runtime starts.
 pub async fn flush_on_shutdown() {
     lambda_runtime::spawn_graceful_shutdown_handler(|| async {
-        flush_metrics();
+        flush_metrics(None);
         tracing::info!("shutting down");
     })
     .await;

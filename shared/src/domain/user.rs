@@ -85,7 +85,9 @@ impl User {
         self
     }
 
-    /// Rebuilds a user from stored fields, checking each again.
+    /// Rebuilds a user from stored fields. The key fields (id, times) must hold together; a
+    /// name or email that today's rules would refuse is kept as stored, and logged (by id only),
+    /// so that a rule tightened later never makes a stored user unreadable.
     pub fn restore(stored: StoredUser<'_>) -> Result<Self, Invalid> {
         let id = UserId::parse(stored.id)?;
         if rfc3339_millis(id.timestamp()).as_deref() != Some(stored.created_at) {
@@ -96,10 +98,18 @@ impl User {
         if updated_at.len() != stored.created_at.len() || updated_at < stored.created_at {
             return Err(Invalid("updated_at is not a time after created_at"));
         }
+        let name = UserName::parse(stored.name).unwrap_or_else(|problem| {
+            tracing::warn!(%id, %problem, "a stored name breaks today's rules");
+            UserName::stored(stored.name)
+        });
+        let email = Email::parse(stored.email).unwrap_or_else(|problem| {
+            tracing::warn!(%id, %problem, "a stored email breaks today's rules");
+            Email::stored(stored.email)
+        });
         Ok(Self {
             id,
-            name: UserName::parse(stored.name)?,
-            email: Email::parse(stored.email)?,
+            name,
+            email,
             created_at: stored.created_at.to_owned(),
             updated_at: updated_at.to_owned(),
             version: stored.version.map_or(Version::FIRST, Version::new),
@@ -243,7 +253,6 @@ mod tests {
                 created_at: "2020-01-01T00:00:00.000Z",
                 ..fields
             },
-            StoredUser { name: "", ..fields },
             StoredUser {
                 updated_at: Some("2020-01-01T00:00:00.000Z"),
                 ..fields
@@ -260,6 +269,21 @@ mod tests {
         ] {
             assert!(User::restore(broken).is_err(), "{broken:?}");
         }
+    }
+
+    #[test]
+    fn a_stored_name_or_email_that_today_s_rules_refuse_stays_readable() {
+        let user = User::create(ada(), SystemTime::now());
+        let id = user.id().to_string();
+        let long = "n".repeat(UserName::MAX_CHARS + 1);
+        let stored = StoredUser {
+            name: &long,
+            email: "not an address",
+            ..stored(&user, &id)
+        };
+        let restored = User::restore(stored).expect("still a user");
+        assert_eq!(restored.name().as_str(), long);
+        assert_eq!(restored.email().as_str(), "not an address");
     }
 
     #[test]

@@ -78,10 +78,36 @@ pub fn idempotency_key(request: &Request) -> Result<Option<IdempotencyKey>, ApiE
         .map_err(|_| ApiError::InvalidIdempotencyKey)
 }
 
-/// The subject of the JWT authorizer, when one is on: idempotency keys are scoped to it.
-pub fn caller(request: &Request) -> Option<&str> {
-    let jwt = request.request_context.authorizer.as_ref()?.jwt.as_ref()?;
-    jwt.claims.get("sub").map(String::as_str)
+/// Whom the authorizer in front of the function says the caller is, so that idempotency keys
+/// are scoped to it: a JWT's `sub`, an IAM caller's ARN, or the `principalId` a Lambda authorizer
+/// puts in its context. `None` without an authorizer. An authorizer that names none of these is a
+/// deployment error (`500`): its callers would otherwise share one key space.
+pub fn caller(request: &Request) -> Result<Option<Cow<'_, str>>, ApiError> {
+    let Some(authorizer) = request.request_context.authorizer.as_ref() else {
+        return Ok(None);
+    };
+    if let Some(sub) = authorizer
+        .jwt
+        .as_ref()
+        .and_then(|jwt| jwt.claims.get("sub"))
+    {
+        return Ok(Some(Cow::Borrowed(sub)));
+    }
+    if let Some(arn) = authorizer
+        .iam
+        .as_ref()
+        .and_then(|iam| iam.user_arn.as_deref())
+    {
+        return Ok(Some(Cow::Owned(format!("iam:{arn}"))));
+    }
+    if let Some(serde_json::Value::String(principal)) = authorizer.fields.get("principalId") {
+        return Ok(Some(Cow::Owned(format!("lambda:{principal}"))));
+    }
+    if authorizer.jwt.is_none() && authorizer.iam.is_none() && authorizer.fields.is_empty() {
+        return Ok(None);
+    }
+    tracing::error!("the authorizer names no principal to scope idempotency keys to");
+    Err(ApiError::Internal)
 }
 
 /// `POST /users`'s body: `400` unless it is a JSON object, `422` naming every field that is
@@ -376,6 +402,41 @@ mod tests {
             "٣",
         ] {
             assert_eq!(parse_limit(bad), None, "{bad:?}");
+        }
+    }
+
+    fn authorized(authorizer: serde_json::Value) -> Request {
+        let mut request = Request::default();
+        request.request_context.authorizer =
+            Some(serde_json::from_value(authorizer).expect("an authorizer context"));
+        request
+    }
+
+    fn scope(request: &Request) -> Result<Option<String>, u16> {
+        caller(request)
+            .map(|c| c.map(Cow::into_owned))
+            .map_err(|e| e.status())
+    }
+
+    #[test]
+    fn keys_are_scoped_to_whichever_authorizer_names_the_caller() {
+        assert_eq!(scope(&Request::default()), Ok(None));
+        let jwt =
+            authorized(serde_json::json!({"jwt": {"claims": {"sub": "client-1"}, "scopes": null}}));
+        assert_eq!(scope(&jwt), Ok(Some("client-1".into())));
+        let iam = authorized(
+            serde_json::json!({"iam": {"userArn": "arn:aws:iam::1:user/a", "callerId": "X"}}),
+        );
+        assert_eq!(scope(&iam), Ok(Some("iam:arn:aws:iam::1:user/a".into())));
+        let lambda =
+            authorized(serde_json::json!({"lambda": {"principalId": "p-7", "tier": "gold"}}));
+        assert_eq!(scope(&lambda), Ok(Some("lambda:p-7".into())));
+        for unknown in [
+            serde_json::json!({"lambda": {"tier": "gold"}}),
+            serde_json::json!({"jwt": {"claims": {"client_id": "c"}, "scopes": null}}),
+            serde_json::json!({"iam": {"callerId": "X"}}),
+        ] {
+            assert_eq!(scope(&authorized(unknown.clone())), Err(500), "{unknown}");
         }
     }
 

@@ -132,6 +132,7 @@ async fn create_user_logs_metrics_and_shuts_down_as_an_operator_expects() {
 
     let mut logs = Vec::new();
     let mut metrics = Vec::new();
+    let mut documents_by_request: BTreeMap<String, usize> = BTreeMap::new();
     for line in output.lines() {
         let Ok(value) = serde_json::from_str::<Value>(line) else {
             // The runtime's own notice of the signal, on stderr.
@@ -140,6 +141,9 @@ async fn create_user_logs_metrics_and_shuts_down_as_an_operator_expects() {
         };
         if value.get("_aws").is_some() {
             metrics.extend(emf_values(&value));
+            if let Some(id) = value["requestId"].as_str() {
+                *documents_by_request.entry(id.to_owned()).or_default() += 1;
+            }
         } else {
             logs.push(value);
         }
@@ -189,6 +193,18 @@ async fn create_user_logs_metrics_and_shuts_down_as_an_operator_expects() {
             .flat_map(|(_, _, values)| values)
             .sum()
     };
+    // Each request's documents carry its id as a property, never as a dimension.
+    for request_id in &request_ids {
+        assert!(
+            documents_by_request.contains_key(request_id),
+            "no metric document carries {request_id}: {documents_by_request:?}"
+        );
+    }
+    assert!(
+        metrics
+            .iter()
+            .all(|(_, dimensions, _)| !dimensions.contains_key("requestId"))
+    );
     assert_eq!(total("UsersCreated", None), 2.0);
     assert_eq!(total("IdempotentReplays", None), 1.0);
     assert_eq!(total("Errors", Some(("code", "email_taken"))), 1.0);
