@@ -27,7 +27,7 @@ fn keyed_create(key: &str) -> Value {
         .build()
 }
 
-fn assert_unavailable(reply: &Reply) {
+pub fn assert_unavailable(reply: &Reply) {
     assert_eq!(
         (reply.status, reply.code()),
         (503, Some("unavailable")),

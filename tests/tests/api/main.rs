@@ -1,6 +1,8 @@
 //! The users API against a real DynamoDB-compatible server: every event in `events/`, then
 //! the scenarios the contract describes.
 
+mod change_faults;
+mod change_races;
 mod failures;
 mod faults;
 mod hostile;

@@ -1,9 +1,11 @@
-//! Several execution environments of create-user racing on one table, each its own process:
-//! what DynamoDB's conditions promise holds across processes, not only across tasks.
+//! Several execution environments racing on one table, each its own process: what DynamoDB's
+//! conditions promise holds across processes, not only across tasks. Here, creates; races of
+//! updates and deletes are in `change_races`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::future::join_all;
 use serde_json::Value;
 use users_tests::process::FunctionProcess;
@@ -14,18 +16,18 @@ use crate::scenarios::all_pages;
 
 const PROCESSES: usize = 4;
 
-async fn processes(app: &App) -> Vec<Arc<FunctionProcess>> {
-    let starting = (0..PROCESSES)
-        .map(|_| FunctionProcess::start(app, Function::CreateUser, app.endpoint(), &[]));
+/// `count` execution environments of `function` on `app`'s tables.
+pub async fn processes(app: &App, function: Function, count: usize) -> Vec<Arc<FunctionProcess>> {
+    let starting = (0..count).map(|_| FunctionProcess::start(app, function, app.endpoint(), &[]));
     join_all(starting).await.into_iter().map(Arc::new).collect()
 }
 
-/// Sends every event at once, spread over the processes in turn; the replies in event order.
-async fn send_all(processes: &[Arc<FunctionProcess>], events: Vec<Value>) -> Vec<Reply> {
-    let sending = events.into_iter().enumerate().map(|(i, event)| {
-        let process = Arc::clone(&processes[i % processes.len()]);
-        async move { process.invoke(&event).await }
-    });
+/// Sends every event to its process at once; the replies in order, each checked against the
+/// contract.
+pub async fn race(sends: Vec<(Arc<FunctionProcess>, Value)>) -> Vec<Reply> {
+    let sending = sends
+        .into_iter()
+        .map(|(process, event)| async move { process.invoke(&event).await });
     let replies = join_all(sending).await;
     for reply in &replies {
         let problems = contract_violations(reply);
@@ -34,14 +36,103 @@ async fn send_all(processes: &[Arc<FunctionProcess>], events: Vec<Value>) -> Vec
     replies
 }
 
-fn create(name: &str, email: &str) -> EventBuilder {
+/// Sends every event at once, spread over the processes in turn; the replies in event order.
+async fn send_all(processes: &[Arc<FunctionProcess>], events: Vec<Value>) -> Vec<Reply> {
+    let sends = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| (Arc::clone(&processes[i % processes.len()]), event))
+        .collect();
+    race(sends).await
+}
+
+pub fn create(name: &str, email: &str) -> EventBuilder {
     EventBuilder::create(&serde_json::json!({ "name": name, "email": email }).to_string())
+}
+
+/// A user item as stored: its id, name, email and version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub name: String,
+    pub email: String,
+    pub version: u64,
+}
+
+/// Reads the users table on the server itself and proves its uniqueness invariant: every
+/// `EMAIL#` item names an existing user whose email lowercases to it, and every user has
+/// exactly one. Returns the users by id.
+pub async fn assert_one_email_item_per_user(app: &App) -> HashMap<String, Stored> {
+    let mut users = HashMap::new();
+    let mut reservations = Vec::new();
+    let mut start = None;
+    loop {
+        let page = app
+            .client
+            .scan()
+            .table_name(&app.tables.users)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("the users table scans");
+        for item in page.items() {
+            let text = |name: &str| match item.get(name) {
+                Some(AttributeValue::S(value)) => value.clone(),
+                other => panic!("{name} is not a string in {item:?}: {other:?}"),
+            };
+            let pk = text("pk");
+            if let Some(id) = pk.strip_prefix("USER#") {
+                let version = match item.get("version") {
+                    Some(AttributeValue::N(n)) => n.parse().expect("a whole number"),
+                    None => 1,
+                    other => panic!("a version that is not a number: {other:?}"),
+                };
+                let user = Stored {
+                    name: text("name"),
+                    email: text("email"),
+                    version,
+                };
+                users.insert(id.to_owned(), user);
+            } else if let Some(email) = pk.strip_prefix("EMAIL#") {
+                reservations.push((email.to_owned(), text("user_id")));
+            } else {
+                panic!("an item that is neither a user nor an email: {item:?}");
+            }
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            break;
+        }
+    }
+    let mut reserved_by = HashMap::new();
+    for (email, user_id) in &reservations {
+        let user = users
+            .get(user_id)
+            .unwrap_or_else(|| panic!("EMAIL#{email} names no user ({user_id})"));
+        assert_eq!(
+            &user.email.to_ascii_lowercase(),
+            email,
+            "EMAIL#{email} names user {user_id}, whose email is another"
+        );
+        assert!(
+            reserved_by.insert(user_id.clone(), email).is_none(),
+            "user {user_id} holds two EMAIL# items"
+        );
+    }
+    for (id, user) in &users {
+        assert!(
+            reserved_by.contains_key(id),
+            "user {id} ({}) has no EMAIL# item",
+            user.email
+        );
+    }
+    users
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_email_in_many_cases_across_processes_makes_one_user() {
     let app = App::new().await;
-    let processes = processes(&app).await;
+    let processes = processes(&app, Function::CreateUser, PROCESSES).await;
     let cases = ["race@example.com", "RACE@example.com", "Race@Example.COM"];
     let events = (0..24)
         .map(|i| create(&format!("Racer {i}"), cases[i % cases.len()]).build())
@@ -54,12 +145,13 @@ async fn one_email_in_many_cases_across_processes_makes_one_user() {
     assert_eq!(statuses, expected);
     assert_eq!(all_pages(&app, 100).await.concat().len(), 1);
     assert_eq!(app.snapshot().await.len(), 2, "one user and one email item");
+    assert_eq!(assert_one_email_item_per_user(&app).await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_retries_with_one_key_across_processes_make_one_user() {
     let app = App::new().await;
-    let processes = processes(&app).await;
+    let processes = processes(&app, Function::CreateUser, PROCESSES).await;
     let retry = create("Hedy Lamarr", "hedy@example.com")
         .header("idempotency-key", "one-key")
         .build();
@@ -89,7 +181,7 @@ async fn concurrent_retries_with_one_key_across_processes_make_one_user() {
 #[tokio::test(flavor = "multi_thread")]
 async fn distinct_users_created_across_processes_are_each_listed_once() {
     let app = App::new().await;
-    let processes = processes(&app).await;
+    let processes = processes(&app, Function::CreateUser, PROCESSES).await;
     let events = (0..40)
         .map(|i| create(&format!("User {i}"), &format!("user{i}@example.com")).build())
         .collect();
@@ -112,4 +204,5 @@ async fn distinct_users_created_across_processes_are_each_listed_once() {
     assert_eq!(paged, newest_first, "newest first");
     assert_eq!(paged.iter().cloned().collect::<HashSet<_>>(), created);
     assert_eq!(paged.len(), 40, "each exactly once");
+    assert_eq!(assert_one_email_item_per_user(&app).await.len(), 40);
 }
