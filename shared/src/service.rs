@@ -139,16 +139,8 @@ pub async fn update_user(
     precondition: Option<&Precondition>,
     now: SystemTime,
 ) -> Result<User, ServiceError> {
-    let mut written: Option<User> = None;
     for _ in 0..ATTEMPTS {
-        let current = store.get(id).await?.ok_or(ServiceError::NotFound)?;
-        // The write that seemed to fail had landed (its answer was lost, and the SDK's retry
-        // then failed on the version it had moved): this request's change is the current state.
-        if written.as_ref() == Some(&current) {
-            metrics::counter!(metric::USERS_UPDATED).increment(1);
-            return Ok(current);
-        }
-        check(&current, precondition)?;
+        let current = current(store, id, precondition).await?;
         let Some(next) = current.patched(patch, now) else {
             return Ok(current);
         };
@@ -157,7 +149,7 @@ pub async fn update_user(
                 metrics::counter!(metric::USERS_UPDATED).increment(1);
                 return Ok(next);
             }
-            Err(StoreError::Stale) => written = Some(next),
+            Err(StoreError::Stale) => {}
             Err(error) => return Err(error.into()),
         }
     }
@@ -192,15 +184,10 @@ async fn current(
     precondition: Option<&Precondition>,
 ) -> Result<User, ServiceError> {
     let user = store.get(id).await?.ok_or(ServiceError::NotFound)?;
-    check(&user, precondition)?;
-    Ok(user)
-}
-
-fn check(user: &User, precondition: Option<&Precondition>) -> Result<(), ServiceError> {
     match precondition {
         Some(precondition) if !precondition.holds_for(user.version()) => {
             Err(ServiceError::PreconditionFailed)
         }
-        _ => Ok(()),
+        _ => Ok(user),
     }
 }

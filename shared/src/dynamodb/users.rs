@@ -1,7 +1,8 @@
 //! Users: read, list, create, change and erase.
 
 use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata};
-use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use ulid::Ulid;
 
 use super::calls::{
     CONFLICT_BACKOFF, Cancelled, Role, condition_failed, failure, read, timed, transact,
@@ -72,7 +73,10 @@ impl UserStore for DynamoStore {
     }
 
     async fn update(&self, current: &User, next: &User) -> Result<(), StoreError> {
-        let update = self.user_update(current, next).map_err(refused)?;
+        // Marks this write, so that a retry that fails on the version it moved can tell its
+        // own landed write (whose answer was lost) from another request's identical one.
+        let change = Ulid::new().to_string();
+        let update = self.user_update(current, next, &change).map_err(refused)?;
         if current.email().canonical() == next.email().canonical() {
             // The reservation stays as it is: one conditional write of the user item.
             let call = self
@@ -87,7 +91,7 @@ impl UserStore for DynamoStore {
             let result = timed("UpdateItem", call.send()).await;
             return match result {
                 Ok(_) => Ok(()),
-                Err(error) if condition_failed(&error) => Err(StoreError::Stale),
+                Err(error) if condition_failed(&error) => self.landed(current, &change).await,
                 // A transaction (an email change, a delete) holds the item: once it is done,
                 // the user is read again and the change made on what it left.
                 Err(error) if error.code() == Some("TransactionConflictException") => {
@@ -180,14 +184,26 @@ impl DynamoStore {
         Ok(items)
     }
 
-    /// Writes `next`'s fields over the user item, if it still holds `current`'s version.
-    fn user_update(&self, current: &User, next: &User) -> Result<Update, BuildError> {
+    /// `Ok` when the user item holds the write marked `change` (an SDK retry found its own
+    /// write in place), else [`StoreError::Stale`].
+    async fn landed(&self, user: &User, change: &str) -> Result<(), StoreError> {
+        let item = read(&self.client, &self.tables.users, user_key(user.id())).await?;
+        match item.as_ref().and_then(|item| item.get("change_id")) {
+            Some(AttributeValue::S(stored)) if stored == change => Ok(()),
+            _ => Err(StoreError::Stale),
+        }
+    }
+
+    /// Writes `next`'s fields over the user item, marked as the write `change`, if it still
+    /// holds `current`'s version.
+    fn user_update(&self, current: &User, next: &User, change: &str) -> Result<Update, BuildError> {
         let (condition, names, values) = version_condition(current);
         Update::builder()
             .table_name(&self.tables.users)
             .key("pk", user_key(current.id()))
             .update_expression(
-                "SET #name = :name, email = :email, updated_at = :updated_at, #version = :next",
+                "SET #name = :name, email = :email, updated_at = :updated_at, \
+                 #version = :next, change_id = :change",
             )
             .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
@@ -197,6 +213,7 @@ impl DynamoStore {
             .expression_attribute_values(":email", s(next.email().as_str()))
             .expression_attribute_values(":updated_at", s(next.updated_at()))
             .expression_attribute_values(":next", n(next.version().get()))
+            .expression_attribute_values(":change", s(change))
             .build()
     }
 

@@ -43,7 +43,7 @@ async fn assert_one_email_item_per_user(app: &App) {
     assert_eq!(users.len(), emails.len(), "{items:#?}");
     for user in users {
         let field = |name: &str| {
-            let start = user.find(&format!("{name}=S(\"")).expect("the field") + name.len() + 4;
+            let start = user.find(&format!(", {name}=S(\"")).expect("the field") + name.len() + 6;
             user[start..].split('"').next().expect("a value").to_owned()
         };
         let expected = format!(
