@@ -2,7 +2,8 @@
 //!
 //! Users table (key `pk`):
 //! - `USER#<id>`: `id`, `name`, `email`, `created_at`, `updated_at`, `version` (1, then one more
-//!   for every change; the `etag` names it), `idempotency_pk` (the idempotency record of the
+//!   for every change; the `etag` names it), `change_id` (marks the last change's write, so that
+//!   its retry can tell it landed), `idempotency_pk` (the idempotency record of the
 //!   create that made the user, if it had a key), and `listing = "USER"`, which puts the item in
 //!   the sparse index [`LISTING_INDEX`] (`listing` hash, `id` range) that pages read.
 //! - `EMAIL#<lowercased email>`: `user_id`. Written in the same transaction as the user (or as
