@@ -381,6 +381,43 @@ mod tests {
     }
 
     #[test]
+    fn a_422_names_a_few_unknown_fields_and_counts_the_rest() {
+        let many: Vec<String> = (0..40).map(|i| format!(r#""extra{i}": 1"#)).collect();
+        let body = format!(
+            r#"{{"name": "Ada", "email": "a@b.c", {}}}"#,
+            many.join(", ")
+        );
+        let message = code(new_user(body.as_bytes()));
+        assert_eq!(
+            message.matches(": unknown field").count(),
+            MAX_UNKNOWN_SHOWN,
+            "{message}"
+        );
+        assert!(message.ends_with("; 35 more unknown fields"), "{message}");
+        let patch = user_patch(body.as_bytes())
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        assert!(patch.is_err_and(|m| m.ends_with("35 more unknown fields")));
+    }
+
+    #[test]
+    fn a_patch_names_one_field_or_both_and_never_null() {
+        let patch = |body: &[u8]| match user_patch(body) {
+            Ok(_) => "ok".to_owned(),
+            Err(error) => format!("{} {error}", error.status()),
+        };
+        assert_eq!(patch(br#"{"name": " Grace "}"#), "ok");
+        assert_eq!(patch(br#"{"email": "g@example.com", "name": "G"}"#), "ok");
+        assert_eq!(patch(b"{}"), "422 the patch must name name, email or both");
+        assert_eq!(
+            patch(br#"{"name": null}"#),
+            "422 name: must be a string, not null"
+        );
+        assert_eq!(patch(br#"{"email": 7}"#), "422 email: must be a string");
+        assert_eq!(patch(b"[]"), "400 the body is not a JSON object");
+    }
+
+    #[test]
     fn limits_are_small_plain_integers() {
         assert_eq!(parse_limit("1"), Some(1));
         assert_eq!(parse_limit("100"), Some(100));

@@ -288,3 +288,31 @@ async fn a_request_cut_off_at_its_deadline_leaves_nothing_that_outlives_its_answ
         "a user, its email and its key"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_that_meets_the_first_request_committing_is_request_in_progress() {
+    let app = App::new().await;
+    let (proxy, store) = app.behind_fault_proxy().await;
+    // DynamoDB answers the claim's put so while the first request's create, which completes
+    // the same record, is in flight; the SDK does not retry it.
+    let conflict = Fault::Error(xtask::fault_proxy::ErrorAnswer {
+        status: 400,
+        body: serde_json::json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
+            "message": "Transaction is ongoing for the item",
+        }),
+    });
+    proxy.inject(Some("PutItem"), conflict, Some(1));
+    let event = keyed_create("committing");
+    let reply = app.invoke_on(&store, Function::CreateUser, &event).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (409, Some("request_in_progress")),
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    assert!(app.snapshot().await.is_empty(), "nothing written");
+    let retried = app.invoke_on(&store, Function::CreateUser, &event).await;
+    assert_eq!(retried.status, 201, "{}", retried.body);
+}
