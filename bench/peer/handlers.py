@@ -1,5 +1,6 @@
-"""The benchmark's peer: the same three endpoints written the way a Python team would, with boto3
-under awslambdaric, against the same tables and items as the Rust functions."""
+"""The benchmark's peer: the same five endpoints written the way a Python team would, with boto3
+under awslambdaric, against the same tables and items as the Rust functions, in as many
+DynamoDB round trips."""
 
 import base64
 import json
@@ -14,14 +15,19 @@ from botocore.exceptions import ClientError
 
 dynamodb = boto3.client("dynamodb")
 USERS_TABLE = os.environ["USERS_TABLE"]
+IDEMPOTENCY_TABLE = os.environ["IDEMPOTENCY_TABLE"]
 EMAIL = re.compile(
     r"^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
     r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$"
 )
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Fresh reads for a write that found the user changed since it read it.
+ATTEMPTS = 3
 
 
 def respond(status, body, headers=None):
+    if body is None:
+        return {"statusCode": status, "headers": {"cache-control": "no-store"}, "body": ""}
     return {
         "statusCode": status,
         "headers": {"content-type": "application/json", "cache-control": "no-store", **(headers or {})},
@@ -38,19 +44,74 @@ def new_id(millis):
     return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
+def rfc3339(millis):
+    return datetime.fromtimestamp(millis / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def user(item):
-    return {key: item[key]["S"] for key in ("id", "name", "email", "created_at")}
+    body = {key: item[key]["S"] for key in ("id", "name", "email", "created_at")}
+    body["updated_at"] = item.get("updated_at", item["created_at"])["S"]
+    return body
 
 
-def create_user(event, context):
+def version(item):
+    return int(item.get("version", {"N": "1"})["N"])
+
+
+def etag(item):
+    return {"etag": f'"v{version(item)}"'}
+
+
+def path_id(event):
+    user_id = (event.get("pathParameters") or {}).get("id", "")
+    if len(user_id) != 26 or any(c not in CROCKFORD for c in user_id):
+        return None
+    return user_id
+
+
+def json_object(event):
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
         body = base64.b64decode(body).decode()
     try:
         data = json.loads(body)
     except ValueError:
-        return error(400, "invalid_json", "the body is not a JSON object", context)
-    if not isinstance(data, dict):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def if_match(event, item):
+    """Whether the request's if-match, if any, names the item's version (strong tags only)."""
+    wanted = (event.get("headers") or {}).get("if-match")
+    if wanted is None or wanted.strip() == "*":
+        return True
+    return f'"v{version(item)}"' in (tag.strip() for tag in wanted.split(","))
+
+
+def version_condition(item):
+    """The write's condition that the user item still holds the version that was read."""
+    values = {":version": {"N": str(version(item))}}
+    if "version" in item:
+        return "#version = :version", values
+    return "attribute_exists(pk) AND (attribute_not_exists(#version) OR #version = :version)", values
+
+
+def cancelled_by(error):
+    """Which items of a cancelled transaction failed their condition, by position."""
+    if error.response["Error"]["Code"] != "TransactionCanceledException":
+        raise error
+    reasons = error.response.get("CancellationReasons") or []
+    return [i for i, reason in enumerate(reasons) if reason.get("Code") == "ConditionalCheckFailed"]
+
+
+def read_user(user_id):
+    found = dynamodb.get_item(TableName=USERS_TABLE, Key={"pk": {"S": f"USER#{user_id}"}}, ConsistentRead=True)
+    return found.get("Item")
+
+
+def create_user(event, context):
+    data = json_object(event)
+    if data is None:
         return error(400, "invalid_json", "the body is not a JSON object", context)
     name = str(data.get("name", "")).strip()
     email = str(data.get("email", "")).strip()
@@ -58,13 +119,13 @@ def create_user(event, context):
         return error(422, "validation_failed", "name or email is invalid", context)
     millis = int(time.time() * 1000)
     user_id = new_id(millis)
-    created_at = datetime.fromtimestamp(millis / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    created_at = rfc3339(millis)
     item = {"pk": f"USER#{user_id}", "id": user_id, "name": name, "email": email,
-            "created_at": created_at, "listing": "USER"}
+            "created_at": created_at, "updated_at": created_at, "listing": "USER"}
+    item = {k: {"S": v} for k, v in item.items()} | {"version": {"N": "1"}}
     try:
         dynamodb.transact_write_items(TransactItems=[
-            {"Put": {"TableName": USERS_TABLE, "Item": {k: {"S": v} for k, v in item.items()},
-                     "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Put": {"TableName": USERS_TABLE, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}},
             {"Put": {"TableName": USERS_TABLE,
                      "Item": {"pk": {"S": f"EMAIL#{email.lower()}"}, "user_id": {"S": user_id}},
                      "ConditionExpression": "attribute_not_exists(pk)"}},
@@ -73,18 +134,17 @@ def create_user(event, context):
         if e.response["Error"]["Code"] == "TransactionCanceledException":
             return error(409, "email_taken", "email: already belongs to another user", context)
         raise
-    body = {key: item[key] for key in ("id", "name", "email", "created_at")}
-    return respond(201, body, {"location": f"/users/{user_id}"})
+    return respond(201, user(item), {"location": f"/users/{user_id}", **etag(item)})
 
 
 def get_user(event, context):
-    user_id = (event.get("pathParameters") or {}).get("id", "")
-    if len(user_id) != 26 or any(c not in CROCKFORD for c in user_id):
+    user_id = path_id(event)
+    if user_id is None:
         return error(400, "invalid_id", "id: not a valid user id", context)
-    found = dynamodb.get_item(TableName=USERS_TABLE, Key={"pk": {"S": f"USER#{user_id}"}}, ConsistentRead=True)
-    if "Item" not in found:
+    item = read_user(user_id)
+    if item is None:
         return error(404, "not_found", "no such user", context)
-    return respond(200, user(found["Item"]))
+    return respond(200, user(item), etag(item))
 
 
 def list_users(event, context):
@@ -108,3 +168,112 @@ def list_users(event, context):
     if len(items) > limit:
         next_cursor = base64.urlsafe_b64encode(page[-1]["id"].encode()).decode().rstrip("=")
     return respond(200, {"items": page, "next_cursor": next_cursor})
+
+
+def update_user(event, context):
+    data = json_object(event)
+    if data is None:
+        return error(400, "invalid_json", "the body is not a JSON object", context)
+    user_id = path_id(event)
+    if user_id is None:
+        return error(400, "invalid_id", "id: not a valid user id", context)
+    fields = {key: value.strip() for key, value in data.items() if isinstance(value, str)}
+    valid = (fields and len(fields) == len(data) and set(fields) <= {"name", "email"}
+             and ("name" not in fields or 1 <= len(fields["name"]) <= 100)
+             and ("email" not in fields or EMAIL.match(fields["email"])))
+    if not valid:
+        return error(422, "validation_failed", "the patch must name a valid name, email or both", context)
+    for _ in range(ATTEMPTS):
+        item = read_user(user_id)
+        if item is None:
+            return error(404, "not_found", "no such user", context)
+        if not if_match(event, item):
+            return error(412, "precondition_failed", "if-match: names no current version of the user", context)
+        name, email = fields.get("name", item["name"]["S"]), fields.get("email", item["email"]["S"])
+        old_email = item["email"]["S"]
+        if name == item["name"]["S"] and email == old_email:
+            return respond(200, user(item), etag(item))
+        now = rfc3339(int(time.time() * 1000))
+        # change_id marks this write as ours, as the Rust store marks its own.
+        changed = item | {"name": {"S": name}, "email": {"S": email},
+                          "updated_at": {"S": max(now, user(item)["updated_at"])},
+                          "version": {"N": str(version(item) + 1)},
+                          "change_id": {"S": new_id(int(time.time() * 1000))}}
+        condition, values = version_condition(item)
+        update = {
+            "TableName": USERS_TABLE, "Key": {"pk": item["pk"]},
+            "UpdateExpression": "SET #name = :name, email = :email, updated_at = :updated_at, #version = :next, "
+                                "change_id = :change",
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#name": "name", "#version": "version"},
+            "ExpressionAttributeValues": values | {":name": changed["name"], ":email": changed["email"],
+                                                   ":updated_at": changed["updated_at"],
+                                                   ":next": changed["version"], ":change": changed["change_id"]},
+        }
+        if email.lower() == old_email.lower():
+            try:
+                dynamodb.update_item(**update)
+            except ClientError as e:
+                if e.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                    continue
+                raise
+        else:
+            try:
+                dynamodb.transact_write_items(TransactItems=[
+                    {"Update": update},
+                    {"Delete": release_email(old_email, user_id)},
+                    {"Put": {"TableName": USERS_TABLE,
+                             "Item": {"pk": {"S": f"EMAIL#{email.lower()}"}, "user_id": {"S": user_id}},
+                             "ConditionExpression": "attribute_not_exists(pk)"}},
+                ])
+            except ClientError as e:
+                failed = cancelled_by(e)
+                if 0 in failed:
+                    continue
+                if 2 in failed:
+                    return error(409, "email_taken", "email: already belongs to another user", context)
+                raise
+        return respond(200, user(changed), etag(changed))
+    return error(503, "unavailable", "the user kept changing while it was written", context)
+
+
+def delete_user(event, context):
+    user_id = path_id(event)
+    if user_id is None:
+        return error(400, "invalid_id", "id: not a valid user id", context)
+    for _ in range(ATTEMPTS):
+        item = read_user(user_id)
+        if item is None:
+            return error(404, "not_found", "no such user", context)
+        if not if_match(event, item):
+            return error(412, "precondition_failed", "if-match: names no current version of the user", context)
+        condition, values = version_condition(item)
+        writes = [
+            {"Delete": {"TableName": USERS_TABLE, "Key": {"pk": item["pk"]}, "ConditionExpression": condition,
+                        "ExpressionAttributeNames": {"#version": "version"}, "ExpressionAttributeValues": values}},
+            {"Delete": release_email(item["email"]["S"], user_id)},
+        ]
+        if "idempotency_pk" in item:
+            # The record of the create that made the user, unless its key has moved on to another.
+            writes.append({"Delete": {"TableName": IDEMPOTENCY_TABLE, "Key": {"pk": item["idempotency_pk"]},
+                                      "ConditionExpression": "attribute_not_exists(pk) OR user_id = :user",
+                                      "ExpressionAttributeValues": {":user": {"S": user_id}}}})
+        try:
+            dynamodb.transact_write_items(TransactItems=writes)
+        except ClientError as e:
+            failed = cancelled_by(e)
+            if 0 in failed:
+                continue
+            if 2 in failed:
+                dynamodb.transact_write_items(TransactItems=writes[:2])
+            else:
+                raise
+        return respond(204, None)
+    return error(503, "unavailable", "the user kept changing while it was written", context)
+
+
+def release_email(email, user_id):
+    """Deletes the reservation of the email, if it is the user's (or already gone)."""
+    return {"TableName": USERS_TABLE, "Key": {"pk": {"S": f"EMAIL#{email.lower()}"}},
+            "ConditionExpression": "attribute_not_exists(pk) OR user_id = :user",
+            "ExpressionAttributeValues": {":user": {"S": user_id}}}

@@ -11,16 +11,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
-use tokio::task::JoinSet;
-use users::domain::{Email, NewUser, User, UserName};
 use users::dynamodb::{DynamoStore, Tables};
-use users::store::UserStore;
 use xtask::dynamodb_local::DynamoDbLocal;
 use xtask::runtime_api::{Outcome, RuntimeApi};
 use xtask::template::Template;
 use xtask::{FUNCTIONS, Result, embedded, tools, workspace_root};
 
 use super::deploy_checks::{self, ARM64_TARGET};
+
+mod workload;
+
+use workload::Workload;
 
 /// The function timeout of template.yaml, which each invocation gets as its deadline.
 const TIMEOUT: Duration = users::handlers::FUNCTION_TIMEOUT;
@@ -61,6 +62,12 @@ impl Options {
             return Err("--cold must be at least 1 and --warm at least 10".into());
         }
         Ok(options)
+    }
+
+    /// How many requests one implementation of a function answers: one per cold start, one to
+    /// warm it, then the warm ones.
+    fn invocations(&self) -> usize {
+        self.cold + 1 + self.warm
     }
 }
 
@@ -209,16 +216,32 @@ async fn bench(root: &Path, peer: &Path, options: &Options, arm64: bool) -> Resu
         },
     );
     eprintln!("seeding {} users into {backend}", options.users);
-    let known = seed(&store, options.users).await?;
-    let getitem_ms = direct_get_latency(&endpoint, "UsersTable", &known, options.warm)?;
+    let known = workload::seed_listing(&store, options.users).await?;
 
     let mut runs = vec![("get-user", Implementation::HelloWorld)];
     for function in &options.functions {
         runs.push((function, Implementation::Rust));
         runs.push((function, Implementation::Python));
     }
+    // Every user a run changes or deletes is stored now, before anything is timed.
+    let mut workloads = Vec::with_capacity(runs.len());
+    for &(function, implementation) in &runs {
+        workloads.push(
+            Workload::prepare(
+                root,
+                &store,
+                function,
+                implementation,
+                &known,
+                options.invocations(),
+            )
+            .await?,
+        );
+    }
+    let getitem_ms = direct_get_latency(&endpoint, "UsersTable", &known, options.warm)?;
+
     let mut results = Vec::new();
-    for (function, implementation) in runs {
+    for ((function, implementation), workload) in runs.into_iter().zip(&workloads) {
         let env = xtask::local_function_env(&template, function, &endpoint)?;
         eprintln!(
             "{function} ({}): {} cold starts, {} warm invocations",
@@ -234,7 +257,7 @@ async fn bench(root: &Path, peer: &Path, options: &Options, arm64: bool) -> Resu
             implementation,
             env: &env,
         };
-        let mut figures = measure(&launch, &known, options).await?;
+        let mut figures = measure(&launch, workload, options).await?;
         if arm64 {
             figures.arm64_artifact_bytes = Some(zipped_size(&launch.arm64_artifact())?);
         }
@@ -250,35 +273,6 @@ async fn bench(root: &Path, peer: &Path, options: &Options, arm64: bool) -> Resu
         &baseline,
         &results,
     )
-}
-
-/// Stores `count` users through the store's own insert; returns one of their ids.
-async fn seed(store: &DynamoStore, count: usize) -> Result<String> {
-    let mut tasks = JoinSet::new();
-    let mut known = String::new();
-    for i in 0..count {
-        let new = NewUser {
-            name: UserName::parse(&format!("Seed User {i}"))?,
-            email: Email::parse(&format!("seed-{i}@example.com"))?,
-        };
-        let user = User::create(new, std::time::SystemTime::now());
-        if i == count / 2 {
-            known = user.id().to_string();
-        }
-        let store = store.clone();
-        tasks.spawn(async move { store.insert(&user, None).await });
-        while tasks.len() >= 16 {
-            tasks
-                .join_next()
-                .await
-                .ok_or("no seeding task")??
-                .map_err(|e| e.to_string())?;
-        }
-    }
-    while let Some(done) = tasks.join_next().await {
-        done?.map_err(|e| e.to_string())?;
-    }
-    Ok(known)
 }
 
 /// The server's own GetItem latency: one keep-alive connection, a request written once and
@@ -402,35 +396,9 @@ impl Launch<'_> {
             other => other,
         }
     }
-
-    /// The request of invocation `n`: creates need an email of their own.
-    fn event(&self, known: &str, n: usize) -> Result<Vec<u8>> {
-        let events = self.root.join("events").join(self.function);
-        let mut event: Value = match self.function {
-            "create-user" => {
-                let mut event: Value =
-                    serde_json::from_slice(&std::fs::read(events.join("201-create.json"))?)?;
-                let run = std::process::id();
-                let body = json!({"name": "Bench User", "email": format!("bench-{run}-{n}-{}@example.com", self.implementation.name())});
-                event["body"] = Value::from(body.to_string());
-                event
-            }
-            "get-user" => {
-                let mut event: Value =
-                    serde_json::from_slice(&std::fs::read(events.join("200-known-id.json"))?)?;
-                event["rawPath"] = Value::from(format!("/users/{known}"));
-                event["requestContext"]["http"]["path"] = event["rawPath"].clone();
-                event["pathParameters"]["id"] = Value::from(known);
-                event
-            }
-            _ => serde_json::from_slice(&std::fs::read(events.join("200-first-page.json"))?)?,
-        };
-        event["requestContext"]["requestId"] = Value::from(format!("bench-{n}"));
-        Ok(serde_json::to_vec(&event)?)
-    }
 }
 
-async fn measure(launch: &Launch<'_>, known: &str, options: &Options) -> Result<Figures> {
+async fn measure(launch: &Launch<'_>, workload: &Workload, options: &Options) -> Result<Figures> {
     let mut figures = Figures {
         artifact_bytes: zipped_size(&launch.artifact())?,
         ..Figures::default()
@@ -446,7 +414,7 @@ async fn measure(launch: &Launch<'_>, known: &str, options: &Options) -> Result<
         let ready = api.first_poll(Duration::from_secs(30)).await?;
         figures.init_ms.push(millis(ready - spawned));
         let started = Instant::now();
-        answered(&api, launch.event(known, invocation)?).await?;
+        answered(&api, workload.event(invocation)?).await?;
         figures.first_ms.push(millis(started.elapsed()));
         invocation += 1;
         figures.peak_rss_kib = figures
@@ -458,11 +426,11 @@ async fn measure(launch: &Launch<'_>, known: &str, options: &Options) -> Result<
     let api = RuntimeApi::start(TIMEOUT).await?;
     let mut child = launch.command(&api).spawn()?;
     api.first_poll(Duration::from_secs(30)).await?;
-    answered(&api, launch.event(known, invocation)?).await?;
+    answered(&api, workload.event(invocation)?).await?;
     invocation += 1;
     let cpu_before = cpu_ms(&child).unwrap_or(0.0);
     for _ in 0..options.warm {
-        let event = launch.event(known, invocation)?;
+        let event = workload.event(invocation)?;
         invocation += 1;
         let started = Instant::now();
         answered(&api, event).await?;
@@ -724,7 +692,7 @@ fn report(
          p99 {:.3} ms). The peer is the same API in Python 3 with boto3 under awslambdaric. \
          The Rust artifact is the bootstrap built with the `{profile}` profile; the peer's is its \
          handler file (boto3 comes with Lambda's Python runtime). Times are for this machine's architecture; \
-         the arm64 bootstrap's size is reported, not timed.{}\n\n\
+         the arm64 bootstrap's size is reported, not timed.{}\n\nThe requests: {}\n\n\
          | function | metric | rust | python peer | peer ÷ rust |\n|---|---|---:|---:|---:|\n",
         std::env::consts::ARCH,
         getitem_p50,
@@ -734,6 +702,7 @@ fn report(
         } else {
             String::new()
         },
+        workload::REQUESTS,
     );
     let mut json_rows = Vec::new();
     for row in &rows {
@@ -794,6 +763,7 @@ fn report(
         "arch": std::env::consts::ARCH,
         "direct_getitem_ms": {"p50": getitem_p50, "p99": percentile(&getitem_ms, 99.0)},
         "noisy_cold_starts": noisy,
+        "requests": workload::REQUESTS,
         "rows": json_rows,
         "hello_world": json_baseline,
         "targets": json_targets,
