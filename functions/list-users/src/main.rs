@@ -1,5 +1,9 @@
 //! `GET /users?limit=N&cursor=C`.
 
+// The layout of the handler's future (service and store calls nested in it) is deeper than
+// the compiler's default query depth.
+#![recursion_limit = "256"]
+
 use lambda_http::{Error, lambda_runtime, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
