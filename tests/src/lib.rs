@@ -236,6 +236,20 @@ impl App {
             .expect("the seed user is stored");
     }
 
+    /// Removes a user and its email's reservation straight from the table, as someone working
+    /// outside the API would, leaving the idempotency record of its create behind.
+    pub async fn erase_outside_the_api(&self, id: &str, canonical_email: &str) {
+        for pk in [format!("USER#{id}"), format!("EMAIL#{canonical_email}")] {
+            self.client
+                .delete_item()
+                .table_name(&self.tables.users)
+                .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
+                .send()
+                .await
+                .expect("deleted outside the API");
+        }
+    }
+
     /// Holds `event`'s idempotency key for its body for `time_left`, as a request still running
     /// would.
     pub async fn seed_in_flight(&self, event: &Value, time_left: Duration) {

@@ -111,6 +111,24 @@ pub fn workspace_root() -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn deployed_builds_unwind_on_a_panic() {
+        // cargo lambda (sam build's builder) sets `panic = "abort"` in release builds unless
+        // the workspace's release profile names a panic strategy of its own.
+        let manifest = std::fs::read_to_string(super::workspace_root().join("Cargo.toml"))
+            .expect("the workspace manifest");
+        let release = manifest
+            .split("\n[")
+            .find(|section| section.starts_with("profile.release]"))
+            .expect("a release profile");
+        assert!(
+            release
+                .lines()
+                .any(|line| line.trim() == r#"panic = "unwind""#),
+            "{release}"
+        );
+    }
+
+    #[test]
     fn tools_do_not_inherit_the_package_variables_cargo_gave_this_process() {
         // `cargo test` sets them for this process, as `cargo run` does for `cargo xtask`.
         assert!(std::env::var_os("CARGO_PKG_NAME").is_some());

@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use users::dynamodb::DynamoStore;
@@ -83,15 +82,7 @@ impl Fixture {
         let gone = app.invoke(Function::CreateUser, &forgotten_create()).await;
         assert_eq!(gone.status, 201, "{}", gone.body);
         let gone = gone.body["id"].as_str().expect("an id");
-        for pk in [format!("USER#{gone}"), "EMAIL#gone@example.com".to_owned()] {
-            app.client
-                .delete_item()
-                .table_name(&app.tables.users)
-                .key("pk", AttributeValue::S(pk))
-                .send()
-                .await
-                .expect("erased outside the API");
-        }
+        app.erase_outside_the_api(gone, "gone@example.com").await;
         let ada = made.body["id"].as_str().expect("an id").to_owned();
         Self {
             app,

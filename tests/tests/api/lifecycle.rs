@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 use users_tests::{App, EventBuilder, Function, Reply};
 
@@ -231,18 +230,8 @@ async fn a_user_removed_outside_the_api_frees_its_create_key() {
         keyed(r#"{"name": "Ada", "email": "ada@example.com"}"#),
     )
     .await;
-    for pk in [
-        format!("USER#{}", id(&created)),
-        "EMAIL#ada@example.com".into(),
-    ] {
-        app.client
-            .delete_item()
-            .table_name(&app.tables.users)
-            .key("pk", AttributeValue::S(pk))
-            .send()
-            .await
-            .expect("deleted directly");
-    }
+    app.erase_outside_the_api(&id(&created), "ada@example.com")
+        .await;
     // Its body is not compared with the old one: the key is free.
     let retried = send(
         &app,
