@@ -57,6 +57,18 @@ pub fn build(root: &Path) -> Result<Architecture> {
     let lambda = tools::cargo_lambda()?;
     // cargo-lambda's directory first: it finds zig through the `python3` beside it.
     let path = tools::path_with(&[&lambda, &sam])?;
+    // sam build runs cargo lambda once per function, one after the other, each linking its
+    // binary alone. One run for all of them, with the same options, links them side by side;
+    // sam build then finds every binary fresh and only packages it.
+    let mut prebuild = xtask::tool(lambda.join("cargo-lambda"));
+    prebuild
+        .current_dir(root)
+        .env("PATH", &path)
+        .args(["lambda", "build", "--release", architecture.cargo_lambda_flag()]);
+    for function in xtask::FUNCTIONS {
+        prebuild.args(["--bin", function]);
+    }
+    run(&mut prebuild)?;
     run(sam_command(root, &sam, "sam")
         .env("PATH", path)
         .args(["build", "--region", REGION, "--parameter-overrides"])
@@ -98,6 +110,14 @@ impl Architecture {
         match self {
             Self::Arm64 => "arm64",
             Self::X86_64 => "x86_64",
+        }
+    }
+
+    /// cargo lambda build's option for this architecture.
+    fn cargo_lambda_flag(self) -> &'static str {
+        match self {
+            Self::Arm64 => "--arm64",
+            Self::X86_64 => "--x86-64",
         }
     }
 
