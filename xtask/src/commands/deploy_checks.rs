@@ -61,10 +61,12 @@ pub fn build(root: &Path) -> Result<Architecture> {
     // binary alone. One run for all of them, with the same options, links them side by side;
     // sam build then finds every binary fresh and only packages it.
     let mut prebuild = xtask::tool(lambda.join("cargo-lambda"));
-    prebuild
-        .current_dir(root)
-        .env("PATH", &path)
-        .args(["lambda", "build", "--release", architecture.cargo_lambda_flag()]);
+    prebuild.current_dir(root).env("PATH", &path).args([
+        "lambda",
+        "build",
+        "--release",
+        architecture.cargo_lambda_flag(),
+    ]);
     for function in xtask::FUNCTIONS {
         prebuild.args(["--bin", function]);
     }
