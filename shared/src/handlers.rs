@@ -132,7 +132,7 @@ async fn get(store: &impl UserStore, request: &Request) -> Result<Reply, ApiErro
     let Resource::GetUser { id } = http::route(request)? else {
         return Err(ApiError::RouteNotFound);
     };
-    let id = UserId::parse(id).map_err(|_| ApiError::InvalidId)?;
+    let id = user_id(id)?;
     Ok(Reply::Found(service::get_user(store, id).await?))
 }
 
@@ -171,7 +171,7 @@ async fn update(
         }
         body => body,
     };
-    let id = UserId::parse(id).map_err(|_| ApiError::InvalidId)?;
+    let id = user_id(id)?;
     let patch = http::user_patch(&body?)?;
     let precondition = http::if_match(request);
     let user = service::update_user(store, id, &patch, precondition.as_ref(), clock.now()).await?;
@@ -183,10 +183,15 @@ async fn delete(store: &impl UserStore, request: &Request) -> Result<Reply, ApiE
     let Resource::DeleteUser { id } = http::route(request)? else {
         return Err(ApiError::RouteNotFound);
     };
-    let id = UserId::parse(id).map_err(|_| ApiError::InvalidId)?;
+    let id = user_id(id)?;
     let precondition = http::if_match(request);
     service::delete_user(store, id, precondition.as_ref()).await?;
     Ok(Reply::Deleted)
+}
+
+/// The path's user id: `400 invalid_id` unless it can be one of ours.
+fn user_id(raw: &str) -> Result<UserId, ApiError> {
+    UserId::parse(raw).map_err(|_| ApiError::InvalidId)
 }
 
 /// The function timeout of template.yaml: how long an in-flight idempotency claim blocks its

@@ -139,6 +139,14 @@ pub(super) fn condition_failed<E: ProvideErrorMetadata>(error: &SdkError<E, Http
     error.code() == Some("ConditionalCheckFailedException")
 }
 
+/// Whether a single-item call met a transaction in progress on its item, which the SDK does
+/// not retry.
+pub(super) fn transaction_in_progress<E: ProvideErrorMetadata>(
+    error: &SdkError<E, HttpResponse>,
+) -> bool {
+    error.code() == Some("TransactionConflictException")
+}
+
 /// Sorts an SDK failure by whether a retry may help: timeouts, connection failures, throttling
 /// and DynamoDB's own 5xx may pass; anything else DynamoDB refused will not.
 pub(super) fn failure<E>(error: SdkError<E, HttpResponse>) -> StoreError

@@ -3,10 +3,8 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-
 use super::DynamoStore;
-use super::calls::{condition_failed, failure, read, timed};
+use super::calls::{condition_failed, failure, read, timed, transaction_in_progress};
 use super::item::{COMPLETED, IN_PROGRESS, claim_from_item, millis, n, s};
 use crate::domain::UserId;
 use crate::idempotency::{
@@ -51,7 +49,7 @@ impl ClaimStore for DynamoStore {
                 Ok(_) => return Ok(ClaimOutcome::Claimed),
                 Err(error) if condition_failed(&error) => {}
                 // The first request with this key is committing its create right now.
-                Err(error) if error.code() == Some("TransactionConflictException") => {
+                Err(error) if transaction_in_progress(&error) => {
                     return Ok(ClaimOutcome::InProgress {
                         retry_after: Duration::from_secs(1),
                     });

@@ -81,7 +81,7 @@ fn optional<'a, T>(
         .transpose()
 }
 
-pub(super) fn string<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+fn string<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(value)) => Ok(value),
         _ => Err(StoreError::Corrupt(format!(

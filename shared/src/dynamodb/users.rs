@@ -1,11 +1,12 @@
 //! Users: read, list, create, change and erase.
 
-use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata};
+use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use ulid::Ulid;
 
 use super::calls::{
     CONFLICT_BACKOFF, Cancelled, Role, condition_failed, failure, read, timed, transact,
+    transaction_in_progress,
 };
 use super::item::{
     COMPLETED, IN_PROGRESS, Item, LISTING, email_key, n, s, user_from_item, user_item, user_key,
@@ -94,7 +95,7 @@ impl UserStore for DynamoStore {
                 Err(error) if condition_failed(&error) => self.landed(current, &change).await,
                 // A transaction (an email change, a delete) holds the item: once it is done,
                 // the user is read again and the change made on what it left.
-                Err(error) if error.code() == Some("TransactionConflictException") => {
+                Err(error) if transaction_in_progress(&error) => {
                     tokio::time::sleep(CONFLICT_BACKOFF).await;
                     Err(StoreError::Stale)
                 }
@@ -151,21 +152,12 @@ impl DynamoStore {
             .set_item(Some(user_item(user)))
             .condition_expression("attribute_not_exists(pk)")
             .build()?;
-        let put_email = Put::builder()
-            .table_name(&self.tables.users)
-            .item("pk", email_key(user))
-            .item("user_id", s(user.id().to_string()))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()?;
         let mut items = vec![
             (
                 Role::User,
                 TransactWriteItem::builder().put(put_user).build(),
             ),
-            (
-                Role::Email,
-                TransactWriteItem::builder().put(put_email).build(),
-            ),
+            (Role::Email, self.reserve_email(user)?),
         ];
         if let Some(claim) = claim {
             let complete = Update::builder()
@@ -224,22 +216,13 @@ impl DynamoStore {
         current: &User,
         next: &User,
     ) -> Result<Vec<(Role, TransactWriteItem)>, BuildError> {
-        let put_email = Put::builder()
-            .table_name(&self.tables.users)
-            .item("pk", email_key(next))
-            .item("user_id", s(next.id().to_string()))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()?;
         Ok(vec![
             (
                 Role::User,
                 TransactWriteItem::builder().update(update).build(),
             ),
             (Role::Email, self.release_email(current)?),
-            (
-                Role::NewEmail,
-                TransactWriteItem::builder().put(put_email).build(),
-            ),
+            (Role::NewEmail, self.reserve_email(next)?),
         ])
     }
 
@@ -276,6 +259,18 @@ impl DynamoStore {
             items.push((Role::IdempotencyRecord, delete_record));
         }
         Ok(items)
+    }
+
+    /// Reserves `user`'s email for it, if no one holds it: how DynamoDB itself keeps emails
+    /// unique, however creates and changes race.
+    fn reserve_email(&self, user: &User) -> Result<TransactWriteItem, BuildError> {
+        let put = Put::builder()
+            .table_name(&self.tables.users)
+            .item("pk", email_key(user))
+            .item("user_id", s(user.id().to_string()))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     /// Deletes the reservation of `user`'s email, if it is this user's (or already gone).
