@@ -1,9 +1,11 @@
 //! Configuration from the environment, read once per execution environment.
 
-use aws_sdk_dynamodb::config::Credentials;
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::Client;
 
 use crate::cursor::CursorKey;
-use crate::dynamodb::{self, Connection, DynamoStore, Tables};
+use crate::dynamodb::{DynamoStore, Tables};
+use crate::sdk;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -30,32 +32,19 @@ pub fn cursor_key() -> Result<CursorKey, ConfigError> {
     })
 }
 
-/// The store with the one SDK client of this execution environment, from the variables Lambda
-/// sets: `AWS_REGION`, the execution role's `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
-/// `AWS_SESSION_TOKEN`, and, locally, `AWS_ENDPOINT_URL_DYNAMODB`.
-pub fn store() -> Result<DynamoStore, ConfigError> {
-    let tables = tables()?;
-    let credentials = Credentials::new(
-        var("AWS_ACCESS_KEY_ID")?,
-        var("AWS_SECRET_ACCESS_KEY")?,
-        optional("AWS_SESSION_TOKEN")?,
-        None,
-        "environment",
-    );
-    let client = dynamodb::connect(Connection {
-        region: var("AWS_REGION")?,
-        credentials,
-        endpoint: optional("AWS_ENDPOINT_URL_DYNAMODB")?,
-    });
-    Ok(DynamoStore::new(client, tables))
+/// The AWS SDK configuration of this execution environment ([`sdk::from_env`]); refuses to
+/// start without a region.
+pub async fn sdk() -> Result<SdkConfig, ConfigError> {
+    let config = sdk::from_env().await;
+    if config.region().is_none() {
+        return Err(ConfigError::Missing("AWS_REGION"));
+    }
+    Ok(config)
 }
 
-fn optional(name: &'static str) -> Result<Option<String>, ConfigError> {
-    match var(name) {
-        Ok(value) => Ok(Some(value)),
-        Err(ConfigError::Missing(_)) => Ok(None),
-        Err(invalid) => Err(invalid),
-    }
+/// The store, with the one DynamoDB client of this execution environment.
+pub fn store(sdk: &SdkConfig) -> Result<DynamoStore, ConfigError> {
+    Ok(DynamoStore::new(Client::new(sdk), tables()?))
 }
 
 fn var(name: &'static str) -> Result<String, ConfigError> {

@@ -8,6 +8,7 @@ pub mod dynamodb;
 pub mod handlers;
 pub mod http;
 pub mod idempotency;
+pub mod sdk;
 pub mod service;
 pub mod store;
 pub mod telemetry;

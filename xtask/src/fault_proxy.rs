@@ -119,10 +119,13 @@ struct Rule {
 struct Faults {
     rules: Vec<Rule>,
     injected: u32,
+    /// Every operation requested, in order.
+    requested: Vec<String>,
 }
 
 impl Faults {
     fn take(&mut self, operation: &str) -> Option<Fault> {
+        self.requested.push(operation.to_owned());
         let index = self.rules.iter().position(|rule| {
             rule.remaining != Some(0) && rule.operation.as_deref().is_none_or(|o| o == operation)
         })?;
@@ -185,6 +188,11 @@ impl FaultProxy {
     /// How many requests were answered with a fault so far.
     pub fn injected(&self) -> u32 {
         self.faults().injected
+    }
+
+    /// The operations requested since the last call, in order, faulted or not.
+    pub fn take_requested(&self) -> Vec<String> {
+        std::mem::take(&mut self.faults().requested)
     }
 
     fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {

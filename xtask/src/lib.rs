@@ -11,7 +11,6 @@ pub mod tools;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::Credentials;
-use users::dynamodb::Connection;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -93,11 +92,8 @@ pub fn local_function_env(
 
 /// A client for a local DynamoDB-compatible server, configured like the functions' own.
 pub fn local_client(endpoint: &str) -> Client {
-    users::dynamodb::connect(Connection {
-        region: "us-east-1".into(),
-        credentials: Credentials::new("local", "local", None, None, "local"),
-        endpoint: Some(endpoint.into()),
-    })
+    let credentials = Credentials::new("local", "local", None, None, "local");
+    Client::new(&users::sdk::fixed("us-east-1", credentials, endpoint))
 }
 
 /// The workspace root, where `template.yaml`, `events/` and `README.md` are.

@@ -11,7 +11,8 @@ use users::clock::SystemClock;
 async fn main() -> Result<(), Error> {
     users::telemetry::init();
     users::telemetry::flush_on_shutdown().await;
-    let store = users::config::store()?;
+    let sdk = users::config::sdk().await?;
+    let store = users::config::store(&sdk)?;
     lambda_runtime::run(service_fn(|event| {
         users::handlers::create_user(&store, &SystemClock, event)
     }))

@@ -10,7 +10,8 @@ use lambda_http::{Error, lambda_runtime, service_fn};
 async fn main() -> Result<(), Error> {
     users::telemetry::init();
     users::telemetry::flush_on_shutdown().await;
-    let store = users::config::store()?;
+    let sdk = users::config::sdk().await?;
+    let store = users::config::store(&sdk)?;
     lambda_runtime::run(service_fn(|event| {
         users::handlers::delete_user(&store, event)
     }))

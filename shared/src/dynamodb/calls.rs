@@ -148,18 +148,21 @@ pub(super) fn transaction_in_progress<E: ProvideErrorMetadata>(
 }
 
 /// Sorts an SDK failure by whether a retry may help: timeouts, connection failures, throttling
-/// and DynamoDB's own 5xx may pass; anything else DynamoDB refused will not.
+/// and DynamoDB's own 5xx may pass; so may expired credentials, which the container credentials
+/// provider refreshes and a new execution environment gets fresh. Anything else DynamoDB refused
+/// will not.
 pub(super) fn failure<E>(error: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    const TRANSIENT: [&str; 6] = [
+    const TRANSIENT: [&str; 7] = [
         "ProvisionedThroughputExceededException",
         "ThrottlingException",
         "RequestLimitExceeded",
         "TransactionConflictException",
         "TransactionInProgressException",
         "InternalServerError",
+        "ExpiredTokenException",
     ];
     let transient = match &error {
         SdkError::ServiceError(_) => {

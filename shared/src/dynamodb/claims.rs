@@ -1,11 +1,17 @@
 //! Idempotency records: the conditional writes that take, release and forget a key. What a
-//! claim that meets an existing record gets is [`idempotency::decide`]'s.
+//! claim that meets an existing record gets is [`idempotency::decide`]'s, on the record that
+//! DynamoDB returns with the refusal: one round trip.
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+
 use super::DynamoStore;
 use super::calls::{condition_failed, failure, read, timed, transaction_in_progress};
-use super::item::{COMPLETED, IN_PROGRESS, claim_from_item, millis, n, s};
+use super::item::{COMPLETED, IN_PROGRESS, Item, claim_from_item, millis, n, s};
 use crate::domain::UserId;
 use crate::idempotency::{
     self, Claim, ClaimOutcome, ClaimRecord, ClaimRequest, Decision, RETENTION,
@@ -42,12 +48,21 @@ impl ClaimStore for DynamoStore {
                     .expression_attribute_values(":now_s", n(now_ms / 1000))
                     .expression_attribute_values(":now_ms", n(now_ms))
                     .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+                    // The record that blocks the claim comes back with the refusal, which spares
+                    // a read. It holds no personal data, only a fingerprint and a user id.
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
                     .send(),
             )
             .await;
-            match put {
+            let record = match put {
                 Ok(_) => return Ok(ClaimOutcome::Claimed),
-                Err(error) if condition_failed(&error) => {}
+                Err(error) if condition_failed(&error) => match blocking_record(&error) {
+                    Some(item) => Some(claim_from_item(item)?),
+                    // A server that does not return it: read it.
+                    None => self.read_record(&request.scoped_key).await?,
+                },
                 // The first request with this key is committing its create right now.
                 Err(error) if transaction_in_progress(&error) => {
                     return Ok(ClaimOutcome::InProgress {
@@ -55,8 +70,7 @@ impl ClaimStore for DynamoStore {
                     });
                 }
                 Err(error) => return Err(failure(error)),
-            }
-            let record = self.read_record(&request.scoped_key).await?;
+            };
             match idempotency::decide(record.as_ref(), request) {
                 Decision::Answer(outcome) => return Ok(outcome),
                 Decision::TakeOver => {}
@@ -74,6 +88,14 @@ impl ClaimStore for DynamoStore {
 
     async fn forget(&self, scoped_key: &str, user: UserId) -> Result<(), StoreError> {
         self.delete_record(scoped_key, COMPLETED, user).await
+    }
+}
+
+/// The item a refused `PutItem` returned with its `ConditionalCheckFailedException`.
+fn blocking_record(error: &SdkError<PutItemError, HttpResponse>) -> Option<&Item> {
+    match error.as_service_error()? {
+        PutItemError::ConditionalCheckFailedException(refusal) => refusal.item(),
+        _ => None,
     }
 }
 

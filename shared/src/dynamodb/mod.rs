@@ -19,11 +19,8 @@
 
 mod calls;
 mod claims;
-mod client;
 mod item;
 mod users;
-
-pub use client::{Connection, connect};
 
 use aws_sdk_dynamodb::Client;
 

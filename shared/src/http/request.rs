@@ -43,11 +43,9 @@ pub fn json_body<'a>(request: &'a Request, accepted: &[&str]) -> Result<Cow<'a, 
 
 /// Whether the `content-type`'s essence (its parameters aside) is one of `accepted`.
 fn has_media_type(request: &Request, accepted: &[&str]) -> bool {
-    let value = request
+    let essence = request
         .headers
         .get("content-type")
-        .and_then(|v| v.to_str().ok());
-    let essence = value
         .unwrap_or_default()
         .split(';')
         .next()
@@ -60,12 +58,9 @@ fn has_media_type(request: &Request, accepted: &[&str]) -> bool {
 
 /// The optional `if-match` header; repeated, its values form one list.
 pub fn if_match(request: &Request) -> Option<Precondition> {
-    let mut values = request.headers.get_all("if-match").iter().peekable();
+    let mut values = request.headers.get_all("if-match").peekable();
     values.peek()?;
-    let joined: Vec<String> = values
-        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
-        .collect();
-    Some(Precondition::parse(&joined.join(",")))
+    Some(Precondition::parse(&values.collect::<Vec<_>>().join(",")))
 }
 
 /// The optional `idempotency-key` header.
@@ -90,6 +85,7 @@ pub fn caller(request: &Request) -> Result<Option<Cow<'_, str>>, ApiError> {
         .jwt
         .as_ref()
         .and_then(|jwt| jwt.claims.get("sub"))
+        .and_then(serde_json::Value::as_str)
     {
         return Ok(Some(Cow::Borrowed(sub)));
     }
@@ -100,10 +96,15 @@ pub fn caller(request: &Request) -> Result<Option<Cow<'_, str>>, ApiError> {
     {
         return Ok(Some(Cow::Owned(format!("iam:{arn}"))));
     }
-    if let Some(serde_json::Value::String(principal)) = authorizer.fields.get("principalId") {
+    if let Some(serde_json::Value::String(principal)) = authorizer
+        .lambda
+        .as_ref()
+        .and_then(|context| context.get("principalId"))
+    {
         return Ok(Some(Cow::Owned(format!("lambda:{principal}"))));
     }
-    if authorizer.jwt.is_none() && authorizer.iam.is_none() && authorizer.fields.is_empty() {
+    let named_nothing = authorizer.lambda.as_ref().is_none_or(|c| c.is_empty());
+    if authorizer.jwt.is_none() && authorizer.iam.is_none() && named_nothing {
         return Ok(None);
     }
     tracing::error!("the authorizer names no principal to scope idempotency keys to");
@@ -478,8 +479,10 @@ mod tests {
     }
 
     fn list_query(raw: &str) -> Result<ListQuery, ApiError> {
-        let mut request = Request::default();
-        request.raw_query_string = Some(raw.to_owned());
+        let request = Request {
+            raw_query_string: Some(raw.to_owned()),
+            ..Request::default()
+        };
         let key = CursorKey::new(&[1; 32]).expect("32 bytes");
         ListQuery::parse(&request, &key)
     }

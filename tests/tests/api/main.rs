@@ -11,5 +11,7 @@ mod lifecycle;
 mod logs;
 mod races;
 mod replay;
+mod round_trips;
 mod scenarios;
+mod sdk_config;
 mod telemetry;
