@@ -60,6 +60,24 @@ pub enum Fault {
     /// Passes the request on, then answers 500 instead of passing the server's answer back: the
     /// write happened, but the client cannot know.
     LoseAnswer,
+    /// Holds the request until the gate opens, then passes it on: a call still in flight while
+    /// the test does something else.
+    Hold(Gate),
+}
+
+/// What a held request waits for; [`Gate::open`] lets every held request, and every later one,
+/// through.
+#[derive(Debug, Clone, Default)]
+pub struct Gate(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Gate {
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn opened(&self) {
+        let _ = self.0.subscribe().wait_for(|open| *open).await;
+    }
 }
 
 impl Fault {
@@ -220,6 +238,9 @@ async fn proxy(State(upstream): State<Arc<Upstream>>, request: Request) -> Respo
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .take(&operation);
+    if let Some(Fault::Hold(gate)) = &fault {
+        gate.opened().await;
+    }
     match fault {
         Some(Fault::Error(answer)) => answer.into_response(),
         Some(Fault::Stall(duration)) => {
@@ -233,7 +254,7 @@ async fn proxy(State(upstream): State<Arc<Upstream>>, request: Request) -> Respo
             }
             ErrorAnswer::new(500, INTERNAL_SERVER_ERROR).into_response()
         }
-        None => pass_on(&upstream, parts, body)
+        Some(Fault::Hold(_)) | None => pass_on(&upstream, parts, body)
             .await
             .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response()),
     }

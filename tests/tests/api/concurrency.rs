@@ -1,0 +1,118 @@
+//! Several requests at once in one execution environment, as Lambda Managed Instances send them
+//! (`AWS_LAMBDA_MAX_CONCURRENCY`): a function process serves other requests while one waits on
+//! DynamoDB, and every log line and metric document names the request it belongs to.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+use users_tests::process::FunctionProcess;
+use users_tests::{App, EventBuilder, Function, Reply};
+use xtask::fault_proxy::{Fault, FaultProxy, Gate};
+
+/// A create with an idempotency key: a claim, then the write, so that requests interleave
+/// between their two DynamoDB calls.
+fn create(n: usize) -> Value {
+    let body =
+        json!({"name": format!("Concurrent {n}"), "email": format!("concurrent.{n}@example.com")});
+    EventBuilder::create(&body.to_string())
+        .header("idempotency-key", &format!("concurrent-{n}"))
+        .build()
+}
+
+/// Waits, a bounded time, until the proxy holds a request.
+async fn until_held(proxy: &FaultProxy) {
+    for _ in 0..200 {
+        if proxy.injected() > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no request reached the proxy");
+}
+
+#[tokio::test]
+async fn one_environment_answers_others_while_a_request_waits_on_dynamodb() {
+    let app = App::new().await;
+    let proxy = FaultProxy::start(app.endpoint())
+        .await
+        .expect("the fault proxy starts");
+    let process = FunctionProcess::start(
+        &app,
+        Function::CreateUser,
+        &proxy.endpoint,
+        &[
+            ("AWS_LAMBDA_MAX_CONCURRENCY", "4"),
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+        ],
+    )
+    .await;
+    let gate = Gate::default();
+    proxy.inject(
+        Some("TransactWriteItems"),
+        Fault::Hold(gate.clone()),
+        Some(1),
+    );
+
+    let held = process.invoke(&create(0));
+    let others = async {
+        until_held(&proxy).await;
+        // Answered while the first request's write is still held: only an environment that
+        // serves requests concurrently can.
+        let others =
+            join_all((1..4).map(|n| async move { process.invoke(&create(n)).await })).await;
+        gate.open();
+        others
+    };
+    let (held, others) = tokio::join!(held, others);
+
+    let replies: Vec<Reply> = std::iter::once(held).chain(others).collect();
+    for reply in &replies {
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+    assert_lines_name_their_request(&process.output(), &replies);
+    process.stop().await;
+}
+
+/// Every request's summary line and metric documents carry its own request id, and what they
+/// report is that request's: its status, one `UsersCreated`, and the latency of its own two
+/// DynamoDB calls.
+fn assert_lines_name_their_request(output: &str, replies: &[Reply]) {
+    let lines: Vec<Value> = output
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let mut reported: HashMap<&str, Vec<String>> = HashMap::new();
+    for reply in replies {
+        let id = reply.header("x-request-id").expect("a request id");
+        let summaries: Vec<&Value> = lines
+            .iter()
+            .filter(|line| line["message"] == "request done" && line["requestId"] == id)
+            .collect();
+        assert_eq!(summaries.len(), 1, "{id}: {output}");
+        assert_eq!(summaries[0]["status"], 201);
+        reported.insert(id, Vec::new());
+    }
+    for document in lines.iter().filter(|line| line.get("_aws").is_some()) {
+        let id = document["requestId"].as_str().unwrap_or_default();
+        let Some(metrics) = reported.get_mut(id) else {
+            continue;
+        };
+        if document.get("UsersCreated").is_some() {
+            metrics.push("UsersCreated".into());
+        }
+        if let Some(samples) = document["DynamoDbLatency"].as_array() {
+            let operation = document["operation"].as_str().unwrap_or_default();
+            metrics.extend(samples.iter().map(|_| operation.to_owned()));
+        }
+    }
+    for (id, mut metrics) in reported {
+        metrics.sort();
+        assert_eq!(
+            metrics,
+            ["PutItem", "TransactWriteItems", "UsersCreated"],
+            "the metrics of {id}: {output}"
+        );
+    }
+}
