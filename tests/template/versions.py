@@ -21,7 +21,7 @@ import json
 import pathlib
 import sys
 
-from cfn import Stack, environments, overrides, sam_template, transformed
+from cfn import Stack, environments, sam_template, transformed
 
 
 def binaries(sam):
@@ -113,7 +113,7 @@ def main(environment, build_dir):
         bootstrap = pathlib.Path(build_dir) / function / "bootstrap"
         code[binary] = hashlib.sha256(bootstrap.read_bytes()).hexdigest()
     digest = release_digest(sam, stack_name, parameters, code)
-    values = {**parameters, **overrides(" ".join(sys.argv[3:])), "ReleaseDigest": digest}
+    values = {**parameters, "ReleaseDigest": digest}
     print(" ".join(f"{name}={value}" for name, value in values.items()))
 
 
