@@ -315,7 +315,7 @@ def main(output_path):
     for function, binary in binaries.items():
         alias = next(r for r in resources.values() if r["Type"] == "AWS::Lambda::Alias" and r["Properties"]["FunctionName"] == {"Ref": function})
         new_version = alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]
-        version_dimension = {"Fn::Select": [7, {"Fn::Split": [":", {"Ref": new_version}]}]}
+        version_dimension = {"Fn::GetAtt": [new_version, "Version"]}
         for alarm in sam["Resources"][function]["Properties"]["DeploymentPreference"]["Alarms"]:
             properties = resources[alarm["Ref"]]["Properties"]
             stats = [m["MetricStat"]["Metric"] for m in properties.get("Metrics", []) if "MetricStat" in m]
