@@ -426,9 +426,8 @@ def check_environments(check):
         # The cursor key by version: a rotation changes the reference's text, so CloudFormation
         # resolves it again, and the previous key is still accepted.
         for pinned, previous in (("", ""), ("v2", "v1")):
-            rotated = Stack(transformed(sam, {**parameters, "CursorKeyVersion": pinned, "CursorPreviousKeyVersion": previous}), stack_name, parameters)
-            rotated.parameters.update(CursorKeyVersion=pinned, CursorPreviousKeyVersion=previous)
-            rotated.conditions.clear()
+            keys = {**parameters, "CursorKeyVersion": pinned, "CursorPreviousKeyVersion": previous}
+            rotated = Stack(transformed(sam, keys), stack_name, keys)
             variables = rotated.properties("ListUsersFunction")["Environment"]["Variables"]
             secret = f"{stack_name}-CursorSecret"
             expected = {"CURSOR_SECRET": f"{{{{resolve:secretsmanager:{secret}}}}}"} if not pinned else {
