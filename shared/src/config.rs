@@ -23,13 +23,25 @@ pub fn tables() -> Result<Tables, ConfigError> {
     })
 }
 
-/// `CURSOR_SECRET`, at least 32 bytes, shared by every instance of list-users.
+/// `CURSOR_SECRET`, at least 32 bytes, shared by every instance of list-users, which signs
+/// cursors; and `CURSOR_PREVIOUS_SECRET`, if set, the key before the last rotation, whose
+/// cursors are still accepted.
 pub fn cursor_key() -> Result<CursorKey, ConfigError> {
-    const NAME: &str = "CURSOR_SECRET";
-    CursorKey::new(var(NAME)?.as_bytes()).map_err(|e| ConfigError::Invalid {
-        name: NAME,
-        reason: e.to_string(),
-    })
+    const CURRENT: &str = "CURSOR_SECRET";
+    const PREVIOUS: &str = "CURSOR_PREVIOUS_SECRET";
+    let invalid = |name| {
+        move |e: crate::domain::Invalid| ConfigError::Invalid {
+            name,
+            reason: e.to_string(),
+        }
+    };
+    let key = CursorKey::new(var(CURRENT)?.as_bytes()).map_err(invalid(CURRENT))?;
+    match optional(PREVIOUS)? {
+        Some(previous) => key
+            .with_previous(previous.as_bytes())
+            .map_err(invalid(PREVIOUS)),
+        None => Ok(key),
+    }
 }
 
 /// The AWS SDK configuration of this execution environment ([`sdk::from_env`]); refuses to

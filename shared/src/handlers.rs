@@ -57,7 +57,8 @@ pub async fn delete_user(
 }
 
 /// Runs a request's work in its span, answers, writes the request's one summary line (never a
-/// body or an email) and its metrics.
+/// body or an email) and its metrics. The summary line of a 5xx is written at ERROR, so that
+/// every log level keeps what the 5xx alarms count; any other at INFO.
 async fn serve(
     event: &LambdaEvent<Request>,
     work: impl Future<Output = Result<Reply, ApiError>>,
@@ -79,6 +80,16 @@ async fn serve(
                 duration_ms,
                 "request done"
             ),
+            Err(error) if response.status_code >= 500 => {
+                metrics::counter!(telemetry::metric::ERRORS, "code" => error.code()).increment(1);
+                tracing::error!(
+                    route,
+                    status = response.status_code,
+                    code = error.code(),
+                    duration_ms,
+                    "request done"
+                );
+            }
             Err(error) => {
                 metrics::counter!(telemetry::metric::ERRORS, "code" => error.code()).increment(1);
                 tracing::info!(

@@ -2,11 +2,19 @@
 //!
 //! - Logs honour Lambda's `AWS_LAMBDA_LOG_FORMAT` and `AWS_LAMBDA_LOG_LEVEL` (or `RUST_LOG`).
 //!   In JSON, every line carries the fields of the spans it is in at the top level: the runtime's
-//!   `requestId` and `xrayTraceId`, and this module's `cold_start`, beside the function's name.
-//!   As text (under `cargo lambda watch`), the spans lead each line. No level logs a payload.
+//!   `requestId` and `xrayTraceId`, and this module's `cold_start`, beside the function's name
+//!   and version. As text (under `cargo lambda watch`), the spans lead each line. No level logs
+//!   a payload.
 //! - Metrics are CloudWatch Embedded Metric Format documents, written to stdout after each
 //!   request, in the namespace `POWERTOOLS_METRICS_NAMESPACE` with the dimension `service` =
 //!   `POWERTOOLS_SERVICE_NAME`, as Powertools names them.
+//!
+//! Lambda filters a function's JSON lines by their `level` when its log format is JSON, and
+//! counts a line without a valid `level`, or without a valid RFC 3339 `timestamp`, as INFO
+//! (<https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html>).
+//! So every JSON line carries its `timestamp`, and every metric document carries a `timestamp`
+//! and the level [`METRICS_LEVEL`], which no application log level filters out: metrics never
+//! depend on the level an operator chooses.
 //! - On SIGTERM, what is pending is flushed before the process exits.
 
 use std::sync::OnceLock;
@@ -26,6 +34,11 @@ const OWN_TARGET: &str = "users";
 
 /// The name under which log lines and metric documents carry the Lambda request id.
 const REQUEST_ID: &str = "requestId";
+
+/// The `level` of metric documents: the least detailed of Lambda's application log levels,
+/// which every setting of `ApplicationLogLevel` keeps. It marks a document Lambda must keep, not
+/// a failure; queries for failures read `level = "ERROR"`.
+pub const METRICS_LEVEL: &str = "FATAL";
 
 const DEFAULT_NAMESPACE: &str = "UsersService";
 const DEFAULT_SERVICE: &str = "users";
@@ -70,7 +83,6 @@ fn init_logs() {
     if env("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")) {
         let mut json = json_subscriber::layer()
             .with_target(false)
-            .without_time()
             .with_current_span(false)
             .with_span_list(false)
             .flatten_event(true)
@@ -78,6 +90,11 @@ fn init_logs() {
         json.inner_layer_mut().add_static_field(
             "function",
             serde_json::Value::from(env("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default()),
+        );
+        // The version that wrote the line: the canary's alarms count a new version's 5xx by it.
+        json.inner_layer_mut().add_static_field(
+            "version",
+            serde_json::Value::from(env("AWS_LAMBDA_FUNCTION_VERSION").unwrap_or_default()),
         );
         logs.with(json).init();
     } else {
@@ -136,7 +153,8 @@ pub fn cold_start() -> bool {
 
 /// Writes the metrics recorded since the last flush as EMF documents on stdout, each carrying
 /// `request_id` as the property `requestId` (not a dimension: it would make a metric per request),
-/// as every log line of the request does.
+/// as every log line of the request does, and the `level` and `timestamp` that keep it through
+/// Lambda's log level filter.
 pub fn flush_metrics(request_id: Option<&str>) {
     let Some(collector) = METRICS.get() else {
         return;
@@ -145,6 +163,8 @@ pub fn flush_metrics(request_id: Option<&str>) {
         Some(id) => collector.set_property(REQUEST_ID, id.to_owned()),
         None => collector.remove_property(REQUEST_ID),
     };
+    collector.set_property("level", METRICS_LEVEL);
+    collector.set_property("timestamp", rfc3339_now());
     if let Err(error) = collector.flush(std::io::stdout().lock()) {
         tracing::warn!(%error, "could not write metrics");
     }
@@ -158,6 +178,16 @@ pub async fn flush_on_shutdown() {
         tracing::info!("shutting down");
     })
     .await;
+}
+
+/// Now, as Lambda reads a line's `timestamp`: RFC 3339, UTC, to the millisecond.
+fn rfc3339_now() -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::now_utc()
+        .format(format)
+        .unwrap_or_default()
 }
 
 fn env(name: &str) -> Option<String> {

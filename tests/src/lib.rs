@@ -5,6 +5,7 @@
 //! The server is the embedded Dynoxide unless `AWS_ENDPOINT_URL_DYNAMODB` names another one,
 //! such as the official DynamoDB Local.
 
+pub mod model;
 pub mod process;
 
 use std::path::{Path, PathBuf};
@@ -336,6 +337,10 @@ pub(crate) fn decode(response: Response) -> Reply {
             .unwrap_or_else(|e| panic!("the body is JSON ({e}): {text}")),
     }
 }
+
+/// The user id whose read panics in the `panicking-get-user` build: the largest ULID, which the
+/// service never generates before the year 10889.
+pub const PANIC_ID: &str = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ";
 
 pub fn workspace_root() -> PathBuf {
     xtask::workspace_root()

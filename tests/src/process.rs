@@ -52,10 +52,28 @@ impl FunctionProcess {
             .await
             .expect("the build finishes")
             .expect("the functions build");
+        Self::start_program(
+            &directory.join(function.name()),
+            app,
+            function,
+            endpoint,
+            env,
+        )
+        .await
+    }
+
+    /// As [`FunctionProcess::start`], with another build of `function`: `program`.
+    pub async fn start_program(
+        program: &std::path::Path,
+        app: &App,
+        function: Function,
+        endpoint: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let api = RuntimeApi::start(TIMEOUT)
             .await
             .expect("the Runtime API starts");
-        let mut command = Command::new(directory.join(function.name()));
+        let mut command = Command::new(program);
         command
             .env_clear()
             .envs(xtask::LOCAL_AWS_ENV)

@@ -6,7 +6,10 @@ DynamoDB actions its code calls on exactly the tables and index it touches, that
 grants `*`, that the API's routes are the contract's and the local router's, each requiring its
 scope, that the scopes and the app clients that hold them are the Cognito pool's and every
 documented client is one the authorizer accepts, and that the alarms, rollbacks, metrics settings
-and dashboard an operator relies on are in place.
+and dashboard an operator relies on are in place, for each samconfig.toml environment as
+CloudFormation would resolve it (tests/template/cfn.py); and that every change a deployment makes
+to a function publishes a new version (tests/template/versions.py). What the functions' logs and
+metrics make of these alarms is the offline model's (tests/tests/api/offline_model.rs).
 """
 
 import json
@@ -18,6 +21,9 @@ import tomllib
 
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
+
+from cfn import Stack, environments, sync_stacks, transformed
+from versions import check_versions
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -295,13 +301,31 @@ def main(output_path):
     ttl = resources["IdempotencyTable"]["Properties"].get("TimeToLiveSpecification", {})
     check(ttl == {"AttributeName": "expires_at", "Enabled": True}, f"idempotency TTL is {ttl}")
 
-    log_groups = {text(r["Properties"].get("LogGroupName")): r["Properties"] for r in resources.values() if r["Type"] == "AWS::Logs::LogGroup"}
-    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    # Each function logs to a group of its own, kept for a while, whose name does not derive from
+    # the function's: `sam delete` removes the function first, and nothing recreates the group.
     for function, binary in binaries.items():
-        group = log_groups.get(f"/aws/lambda/${{{function}}}", {})
-        check("RetentionInDays" in group, f"{binary} has no log group with a retention")
-        watched = [a for a in alarms if {"Name": "Resource", "Value": {"Fn::Sub": f"${{{function}}}:live"}} in a.get("Dimensions", [])]
-        check(bool(watched), f"no alarm watches {binary}'s live alias")
+        group_ref = resources[function]["Properties"].get("LoggingConfig", {}).get("LogGroup", {}).get("Ref")
+        group = resources.get(group_ref, {})
+        check(group.get("Type") == "AWS::Logs::LogGroup", f"{binary} logs to no log group of the stack")
+        check("RetentionInDays" in group.get("Properties", {}), f"{binary}'s log group has no retention")
+        check(function not in json.dumps(group.get("Properties", {}).get("LogGroupName")), f"{binary}'s log group is named after it")
+
+    # The canary judges the new version alone: each rollback alarm reads the version the alias is
+    # about to point to (ExecutedVersion), never the function as a whole.
+    for function, binary in binaries.items():
+        alias = next(r for r in resources.values() if r["Type"] == "AWS::Lambda::Alias" and r["Properties"]["FunctionName"] == {"Ref": function})
+        new_version = alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]
+        version_dimension = {"Fn::GetAtt": [new_version, "Version"]}
+        for alarm in sam["Resources"][function]["Properties"]["DeploymentPreference"]["Alarms"]:
+            properties = resources[alarm["Ref"]]["Properties"]
+            stats = [m["MetricStat"]["Metric"] for m in properties.get("Metrics", []) if "MetricStat" in m]
+            stats = stats or [properties]
+            for metric in stats:
+                dimensions = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+                check(
+                    version_dimension in (dimensions.get("ExecutedVersion"), dimensions.get("version")),
+                    f"{alarm['Ref']} reads {metric.get('MetricName')} of more than {binary}'s new version: {dimensions}",
+                )
 
     # Operations: every alarm notifies the optional topic; each function's deployment rolls back
     # on its errors, its 5xx answers and its p99 duration; throttling is watched at every layer;
@@ -319,12 +343,27 @@ def main(output_path):
         rollback = {alarm["Ref"] for alarm in rollback}
         check(rollback == {f"{prefix}{kind}Alarm" for kind in ("Errors", "ServerErrors", "Duration")}, f"{function} rolls back on {sorted(rollback)}")
     check(alarm_names == expected_alarms, f"alarms: extra {sorted(alarm_names - expected_alarms)}, missing {sorted(expected_alarms - alarm_names)}")
-    filters = [r["Properties"]["FilterPattern"] for r in sam["Resources"].values() if r["Type"] == "AWS::Logs::MetricFilter"]
-    check(filters == ["{ $.status >= 500 }"] * len(binaries), f"5xx filters {filters}")
+    filters = {r["Properties"]["LogGroupName"]["Ref"]: r["Properties"] for r in sam["Resources"].values() if r["Type"] == "AWS::Logs::MetricFilter"}
+    for function, binary in binaries.items():
+        group = resources[function]["Properties"].get("LoggingConfig", {}).get("LogGroup", {}).get("Ref")
+        metric_filter = filters.get(group, {})
+        check(metric_filter.get("FilterPattern") == "{ $.status >= 500 }", f"{binary}'s 5xx filter: {metric_filter}")
+        for transformation in metric_filter.get("MetricTransformations", []):
+            check(transformation.get("MetricNamespace") == {"Ref": "AWS::StackName"}, f"{binary}'s 5xx are counted outside the stack's namespace")
+            dimensions = {d["Key"]: d["Value"] for d in transformation.get("Dimensions", [])}
+            check(dimensions == {"function": "$.function", "version": "$.version"}, f"{binary}'s 5xx are not counted by function and version: {dimensions}")
     globals_ = sam["Globals"]["Function"]
     check(globals_.get("Tracing") == "Active", "X-Ray tracing is not active")
+    # Lambda's REPORT lines (billed duration, memory, init) are system logs at INFO.
+    logging = globals_.get("LoggingConfig", {})
+    check(logging.get("LogFormat") == "JSON", "the functions do not log JSON")
+    check(logging.get("SystemLogLevel") in ("INFO", "DEBUG"), f"SystemLogLevel {logging.get('SystemLogLevel')} drops the REPORT lines")
+    # The 5xx summary lines are at ERROR: no allowed level may hide them.
+    allowed = sam["Parameters"]["LogLevel"]["AllowedValues"]
+    check(set(allowed) <= {"TRACE", "DEBUG", "INFO", "WARN", "ERROR"}, f"LogLevel allows {allowed}, which hides ERROR lines")
     variables = globals_["Environment"]["Variables"]
-    check(variables.get("POWERTOOLS_METRICS_NAMESPACE") == {"Ref": "MetricsNamespace"}, "the metrics namespace is not the parameter")
+    check(variables.get("POWERTOOLS_METRICS_NAMESPACE") == {"Ref": "AWS::StackName"}, "the metrics namespace is not the stack's own")
+    check("MetricsNamespace" not in sam["Parameters"], "a parameter can put two stacks' metrics in one namespace")
     check(variables.get("POWERTOOLS_SERVICE_NAME") == {"Ref": "ServiceName"}, "the service dimension is not the parameter")
     dashboards = [r["Properties"]["DashboardBody"]["Fn::Sub"] for r in sam["Resources"].values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
     check(len(dashboards) == 1, "no operations dashboard")
@@ -342,10 +381,61 @@ def main(output_path):
             for metric in ("Duration", "Errors", "Throttles", "ConcurrentExecutions"):
                 check((metric, f"${{{function}}}") in lambda_rows, f"the dashboard lacks {function}'s {metric}")
 
+    # ByNewest takes every create on one partition: its write throttles are watched.
+    index_writes = [
+        m["MetricStat"]["Metric"] for m in sam["Resources"]["UsersTableThrottlesAlarm"]["Properties"]["Metrics"]
+        if "MetricStat" in m and m["MetricStat"]["Metric"]["MetricName"] == "WriteThrottleEvents"
+        and {"Name": "GlobalSecondaryIndexName", "Value": "ByNewest"} in m["MetricStat"]["Metric"]["Dimensions"]
+    ]
+    check(len(index_writes) == 1, "no alarm reads ByNewest's WriteThrottleEvents")
+
+    # The pool outlives a replacement or a deletion of the stack, protected like the tables.
+    pool = sam["Resources"]["UserPool"]
+    check(pool.get("DeletionPolicy") == "Retain" and pool.get("UpdateReplacePolicy") == "Retain", "the user pool is not retained")
+    check(pool["Properties"].get("DeletionProtection") == {"Fn::If": ["ProtectData", "ACTIVE", "INACTIVE"]}, "the user pool lacks deletion protection")
+
+    check_environments(check)
+    check_versions(check)
+
     for failure in failures:
         print(f"template check failed: {failure}")
     print(f"template: {passed} passed, {len(failures)} failed")
     return 1 if failures else 0
+
+
+def check_environments(check):
+    """Each samconfig.toml environment as CloudFormation would resolve it."""
+    deployed = {stack for stack, _ in environments().values()}
+    for environment, stack in sync_stacks().items():
+        check(stack not in deployed, f"`sam sync --config-env {environment}` updates {stack}, a stack `sam deploy` manages")
+    sam = yaml_parse((ROOT / "template.yaml").read_text())
+    for environment, (stack_name, parameters) in environments().items():
+        stack = Stack(transformed(sam, parameters), stack_name, parameters)
+        functions = stack.of_type("AWS::Lambda::Function")
+        # A burst the stage lets through must be one Lambda can run: beyond a function's reserved
+        # concurrency Lambda throttles, and API Gateway answers 500, not the stage's 429.
+        stage = next(iter(stack.of_type("AWS::ApiGatewayV2::Stage")))
+        burst = int(stack.properties(stage)["DefaultRouteSettings"]["ThrottlingBurstLimit"])
+        for name in functions:
+            reserved = stack.properties(name).get("ReservedConcurrentExecutions")
+            check(reserved is None or burst <= int(reserved), f"{environment}: a burst of {burst} exceeds {name}'s reserved concurrency {reserved}")
+        # Each stack's metrics in its own namespace.
+        for name in functions:
+            namespace = stack.properties(name)["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+            check(namespace == stack_name, f"{environment}: {name} writes metrics to {namespace}")
+        # The cursor key by version: a rotation changes the reference's text, so CloudFormation
+        # resolves it again, and the previous key is still accepted.
+        for pinned, previous in (("", ""), ("v2", "v1")):
+            keys = {**parameters, "CursorKeyVersion": pinned, "CursorPreviousKeyVersion": previous}
+            rotated = Stack(transformed(sam, keys), stack_name, keys)
+            variables = rotated.properties("ListUsersFunction")["Environment"]["Variables"]
+            secret = f"{stack_name}-CursorSecret"
+            expected = {"CURSOR_SECRET": f"{{{{resolve:secretsmanager:{secret}}}}}"} if not pinned else {
+                "CURSOR_SECRET": f"{{{{resolve:secretsmanager:{secret}:SecretString:::{pinned}}}}}",
+                "CURSOR_PREVIOUS_SECRET": f"{{{{resolve:secretsmanager:{secret}:SecretString:::{previous}}}}}",
+            }
+            found = {k: v for k, v in variables.items() if k.startswith("CURSOR_")}
+            check(found == expected, f"{environment}: list-users' cursor keys {found}")
 
 
 if __name__ == "__main__":

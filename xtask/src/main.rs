@@ -1,5 +1,6 @@
 //! `cargo xtask dev`: run the service locally. `cargo xtask test`: every check CI runs.
-//! `cargo xtask bench`: the numbers, beside a Python peer.
+//! `cargo xtask bench`: the numbers, beside a Python peer. `cargo xtask deploy`: build and deploy
+//! a samconfig.toml environment, every change publishing a new version.
 
 mod commands;
 
@@ -18,7 +19,25 @@ usage:
                     [--function NAME]... [--profile PROFILE]
       Cold start, latency, memory and size of the release functions beside a bare hello-world
       and a Python peer (defaults: 10 cold starts, 1000 warm invocations, 10000 seeded users,
-      on Dynoxide, every function, arm64 sizes, the release profile).";
+      on Dynoxide, every function, arm64 sizes, the release profile).
+  cargo xtask deploy [--config-env ENV] [-- SAM DEPLOY OPTIONS...]
+      sam build for Graviton, then sam deploy of samconfig.toml's ENV (default: default) with
+      its parameters and a ReleaseDigest of the built code, properties and parameter values,
+      so that every change to a function, a parameter's value included, publishes a version.";
+
+/// `[--config-env ENV] [-- SAM DEPLOY OPTIONS...]`.
+fn deploy(args: &[String]) -> xtask::Result<()> {
+    let (own, extra) = match args.iter().position(|a| a == "--") {
+        Some(split) => (&args[..split], &args[split + 1..]),
+        None => (args, &[][..]),
+    };
+    let environment = match own {
+        [] => "default",
+        [flag, environment] if flag == "--config-env" => environment.as_str(),
+        _ => return Err(format!("unexpected arguments {own:?}\n{USAGE}").into()),
+    };
+    commands::deploy_checks::deploy(&xtask::workspace_root(), environment, extra)
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +45,7 @@ fn main() -> ExitCode {
         Some("dev") => commands::dev::Options::parse(&args[1..]).and_then(commands::dev::run),
         Some("test") if args.len() == 1 => commands::test::run(),
         Some("bench") => commands::bench::Options::parse(&args[1..]).and_then(commands::bench::run),
+        Some("deploy") => deploy(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

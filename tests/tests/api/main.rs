@@ -10,6 +10,8 @@ mod hostile;
 mod hostile_changes;
 mod lifecycle;
 mod logs;
+mod model_parts;
+mod offline_model;
 mod races;
 mod replay;
 mod round_trips;
