@@ -50,7 +50,7 @@ pub fn store() -> Result<DynamoStore, ConfigError> {
     Ok(DynamoStore::new(client, tables))
 }
 
-fn optional(name: &'static str) -> Result<Option<String>, ConfigError> {
+pub(crate) fn optional(name: &'static str) -> Result<Option<String>, ConfigError> {
     match var(name) {
         Ok(value) => Ok(Some(value)),
         Err(ConfigError::Missing(_)) => Ok(None),
@@ -58,7 +58,7 @@ fn optional(name: &'static str) -> Result<Option<String>, ConfigError> {
     }
 }
 
-fn var(name: &'static str) -> Result<String, ConfigError> {
+pub(crate) fn var(name: &'static str) -> Result<String, ConfigError> {
     match std::env::var(name) {
         Ok(value) if !value.is_empty() => Ok(value),
         Ok(_) | Err(std::env::VarError::NotPresent) => Err(ConfigError::Missing(name)),

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::SharedHttpClient;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
@@ -36,7 +37,22 @@ const AMAZON_ROOTS: &[u8] = include_bytes!("../amazon-trust-services.pem");
 /// (a proxy, say) may be signed by anyone, so it gets the system's trust store; a plain-HTTP one
 /// (a local server) needs no roots, and keeps the deployed start-up, so that local runs measure it.
 pub fn connect(connection: Connection) -> Client {
-    let custom_https = connection.endpoint.as_deref().is_some_and(|url| {
+    let mut config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(http_client(connection.endpoint.as_deref()))
+        .region(Region::new(connection.region))
+        .credentials_provider(connection.credentials)
+        .timeout_config(timeouts())
+        .retry_config(retries());
+    config.set_endpoint_url(connection.endpoint);
+    Client::from_conf(config.build())
+}
+
+/// The HTTP client of every SDK client of an execution environment: rustls on ring, trusting
+/// the compiled-in Amazon roots for AWS endpoints, the system's for a custom HTTPS `endpoint`
+/// and none for a plain-HTTP one (see [`connect`]).
+pub fn http_client(endpoint: Option<&str>) -> SharedHttpClient {
+    let custom_https = endpoint.is_some_and(|url| {
         url.get(..8)
             .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
     });
@@ -49,30 +65,28 @@ pub fn connect(connection: Connection) -> Client {
         .with_trust_store(trust)
         .build()
         .unwrap_or_default();
-    let http = aws_smithy_http_client::Builder::new()
+    aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
         ))
         .tls_context(tls_context)
-        .build_https();
-    let timeouts = TimeoutConfig::builder()
+        .build_https()
+}
+
+/// 1 s to connect, 2 s per attempt, 5 s per call: well inside the function timeout.
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(1))
         .operation_attempt_timeout(Duration::from_secs(2))
         .operation_timeout(Duration::from_secs(5))
-        .build();
-    let mut config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .http_client(http)
-        .region(Region::new(connection.region))
-        .credentials_provider(connection.credentials)
-        .timeout_config(timeouts)
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(3)
-                .with_initial_backoff(Duration::from_millis(100)),
-        );
-    config.set_endpoint_url(connection.endpoint);
-    Client::from_conf(config.build())
+        .build()
+}
+
+/// Three attempts, backing off from 100 ms rather than the SDK's 1 s.
+pub fn retries() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(100))
 }
 
 #[cfg(test)]
