@@ -5,7 +5,9 @@
 pub mod dynamodb_local;
 pub mod embedded;
 pub mod fault_proxy;
+pub mod moto;
 pub mod runtime_api;
+pub mod stream_feed;
 pub mod template;
 pub mod tools;
 
@@ -34,6 +36,14 @@ pub const FUNCTIONS: [&str; 5] = [
     "update-user",
     "delete-user",
 ];
+
+/// The functions fed by the users table's stream rather than by the API, by binary name.
+pub const STREAM_FUNCTIONS: [&str; 1] = ["publish-events"];
+
+/// Every function, by binary name: the API's, then the stream's.
+pub fn all_functions() -> impl Iterator<Item = &'static str> {
+    FUNCTIONS.into_iter().chain(STREAM_FUNCTIONS)
+}
 
 /// The cargo that runs this command, so that nested builds use the same toolchain.
 pub fn cargo() -> std::process::Command {

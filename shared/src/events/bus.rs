@@ -1,6 +1,6 @@
 //! The stack's event bus: one `PutEvents` call per [`Call`], its rejected entries retried.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_eventbridge::error::DisplayErrorContext;
 use aws_sdk_eventbridge::primitives::{DateTime, DateTimeFormat};
@@ -13,6 +13,9 @@ use super::event::{DomainEvent, SOURCE};
 /// retry, doubled for each next one: 100, 200 and 400 ms.
 const ENTRY_ATTEMPTS: u32 = 4;
 const ENTRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What a call needs of the invocation to start: the SDK's 5 s for it, and a margin to answer.
+pub const CALL_BUDGET: Duration = Duration::from_secs(6);
 
 /// What became of one entry of a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,14 +44,19 @@ impl Bus {
     /// Sends the call's entries; entries EventBridge rejects inside a successful call
     /// (`FailedEntryCount`) are sent again, alone, up to [`ENTRY_ATTEMPTS`] times in all. A
     /// call that fails as a whole is not sent again here: the SDK has retried it already.
-    /// Returns what became of each entry, in the call's order.
-    pub async fn put(&self, call: &Call) -> Vec<Sent> {
+    /// No retry starts with less than [`CALL_BUDGET`] left before `deadline`. Returns what
+    /// became of each entry, in the call's order.
+    pub async fn put(&self, call: &Call, deadline: Option<Instant>) -> Vec<Sent> {
         let events: Vec<&DomainEvent> = call.entries.iter().map(|(_, e)| e).collect();
         let mut sent = vec![Sent::Failed("not sent".into()); events.len()];
         let mut pending: Vec<usize> = (0..events.len()).collect();
         for attempt in 0..ENTRY_ATTEMPTS {
             if attempt > 0 {
-                tokio::time::sleep(ENTRY_BACKOFF * 2u32.pow(attempt - 1)).await;
+                let pause = ENTRY_BACKOFF * 2u32.pow(attempt - 1);
+                if !time_for_a_call(deadline, pause) {
+                    break;
+                }
+                tokio::time::sleep(pause).await;
             }
             let entries = pending.iter().map(|&i| self.entry(events[i])).collect();
             let output = match self
@@ -109,6 +117,13 @@ impl Bus {
             .set_time(time)
             .build()
     }
+}
+
+/// Whether a call started after `pause` still has [`CALL_BUDGET`] before `deadline`.
+pub fn time_for_a_call(deadline: Option<Instant>, pause: Duration) -> bool {
+    deadline.is_none_or(|deadline| {
+        deadline.saturating_duration_since(Instant::now()) >= CALL_BUDGET + pause
+    })
 }
 
 /// The error codes EventBridge documents as not retryable because of the entry itself. Any

@@ -9,7 +9,7 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use super::batch::{self, Call};
-use super::bus::{Bus, Sent};
+use super::bus::{self, Bus, Sent};
 use super::dead_letter::{self, DeadLetters};
 use super::event::DomainEvent;
 use super::record::{Kind, Record, StreamEvent};
@@ -24,10 +24,6 @@ pub mod metric {
     /// Invocations that reported a record back for Lambda to retry.
     pub const RETRIED: &str = "EventBatchesRetried";
 }
-
-/// A call is only started with this much of the invocation left: a `PutEvents` call with its
-/// entries' retries, and a dead letter, within the SDK's 5 s a call.
-const CALL_BUDGET: Duration = Duration::from_secs(25);
 
 #[derive(Debug, Clone)]
 pub struct Publisher {
@@ -168,13 +164,11 @@ async fn send(
     deadline: Option<Instant>,
     tally: &mut Tally,
 ) -> Option<usize> {
-    if deadline
-        .is_some_and(|deadline| deadline.saturating_duration_since(Instant::now()) < CALL_BUDGET)
-    {
+    if !bus::time_for_a_call(deadline, Duration::ZERO) {
         tracing::warn!("too little of the invocation is left to publish the rest of the batch");
         return first(call);
     }
-    let outcomes = publisher.bus.put(call).await;
+    let outcomes = publisher.bus.put(call, deadline).await;
     let mut failed = None;
     for ((index, event), outcome) in call.entries.iter().zip(outcomes) {
         let sequence_number = records[*index].sequence_number.as_deref();

@@ -3,6 +3,7 @@
 
 mod change_faults;
 mod change_races;
+mod events;
 mod failures;
 mod faults;
 mod hostile;
