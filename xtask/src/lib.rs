@@ -4,6 +4,7 @@
 
 pub mod dynamodb_local;
 pub mod embedded;
+pub mod events_feed;
 pub mod fault_proxy;
 pub mod moto;
 pub mod runtime_api;

@@ -130,8 +130,8 @@ async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<(String, String)
     Ok((url, format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}")))
 }
 
-/// Takes what `queue_url` holds, up to `wanted` messages or until `patience` has passed with
-/// nothing new, and deletes them from the queue.
+/// Takes what `queue_url` holds, and deletes it from the queue: once at least `wanted`
+/// messages came and the queue is empty, or when `patience` has passed with nothing new.
 pub async fn drain(
     endpoint: &str,
     queue_url: &str,
@@ -141,7 +141,7 @@ pub async fn drain(
     let sqs = clients::sqs(&settings(endpoint));
     let mut bodies = Vec::new();
     let mut quiet_since = Instant::now();
-    while bodies.len() < wanted && quiet_since.elapsed() < patience {
+    loop {
         let received = sqs
             .receive_message()
             .queue_url(queue_url)
@@ -150,6 +150,9 @@ pub async fn drain(
             .await?;
         let messages = received.messages();
         if messages.is_empty() {
+            if bodies.len() >= wanted || quiet_since.elapsed() >= patience {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }

@@ -27,6 +27,7 @@ use crate::config::{ConfigError, optional, var};
 /// set: `EVENT_BUS_NAME`, `DEAD_LETTER_QUEUE_URL`, the region and the execution role's
 /// credentials, and, locally, `AWS_ENDPOINT_URL_EVENTBRIDGE` and `AWS_ENDPOINT_URL_SQS`.
 pub fn publisher() -> Result<Publisher, ConfigError> {
+    describe_metrics();
     let settings = clients::Settings {
         region: var("AWS_REGION")?,
         credentials: Credentials::new(
@@ -44,6 +45,25 @@ pub fn publisher() -> Result<Publisher, ConfigError> {
         var("EVENT_BUS_NAME")?,
         var("DEAD_LETTER_QUEUE_URL")?,
     ))
+}
+
+fn describe_metrics() {
+    use metrics::Unit;
+    metrics::describe_counter!(
+        publisher::metric::PUBLISHED,
+        Unit::Count,
+        "events EventBridge accepted"
+    );
+    metrics::describe_counter!(
+        publisher::metric::DEAD_LETTERED,
+        Unit::Count,
+        "stream records sent to the dead-letter queue"
+    );
+    metrics::describe_counter!(
+        publisher::metric::RETRIED,
+        Unit::Count,
+        "batches that reported a record back for Lambda to retry"
+    );
 }
 
 /// The publisher to the bus `bus_name` (a name or an ARN), dead-lettering to `queue_url`.
