@@ -187,7 +187,6 @@ fn rfc3339_seconds(epoch_seconds: f64) -> Option<String> {
         return None;
     }
     // Whole seconds: the stream's time is only approximate, and the contract says so.
-    #[allow(clippy::cast_possible_truncation)]
     let seconds = epoch_seconds.floor() as i64;
     let at = OffsetDateTime::from_unix_timestamp(seconds).ok()?;
     at.format(format_description!(
