@@ -59,7 +59,15 @@ pub fn store(sdk: &SdkConfig) -> Result<DynamoStore, ConfigError> {
     Ok(DynamoStore::new(Client::new(sdk), tables()?))
 }
 
-fn var(name: &'static str) -> Result<String, ConfigError> {
+fn optional(name: &'static str) -> Result<Option<String>, ConfigError> {
+    match var(name) {
+        Ok(value) => Ok(Some(value)),
+        Err(ConfigError::Missing(_)) => Ok(None),
+        Err(invalid) => Err(invalid),
+    }
+}
+
+pub(crate) fn var(name: &'static str) -> Result<String, ConfigError> {
     match std::env::var(name) {
         Ok(value) if !value.is_empty() => Ok(value),
         Ok(_) | Err(std::env::VarError::NotPresent) => Err(ConfigError::Missing(name)),

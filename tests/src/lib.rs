@@ -5,6 +5,7 @@
 //! The server is the embedded Dynoxide unless `AWS_ENDPOINT_URL_DYNAMODB` names another one,
 //! such as the official DynamoDB Local.
 
+pub mod events;
 pub mod model;
 pub mod process;
 

@@ -19,7 +19,7 @@ static BINARIES: LazyLock<Result<PathBuf, String>> = LazyLock::new(|| {
     let root = workspace_root();
     let mut build = xtask::cargo();
     build.current_dir(&root).args(["build", "--quiet"]);
-    for function in xtask::FUNCTIONS {
+    for function in xtask::all_functions() {
         build.args(["--bin", function]);
     }
     let status = build.status().map_err(|e| format!("cargo: {e}"))?;
@@ -48,25 +48,29 @@ impl FunctionProcess {
         endpoint: &str,
         env: &[(&str, &str)],
     ) -> Self {
+        Self::start_binary(app, function.name(), endpoint, env).await
+    }
+
+    /// Starts the function built as `binary`, as [`FunctionProcess::start`] does.
+    pub async fn start_binary(
+        app: &App,
+        binary: &str,
+        endpoint: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let directory = tokio::task::spawn_blocking(|| BINARIES.clone())
             .await
             .expect("the build finishes")
             .expect("the functions build");
-        Self::start_program(
-            &directory.join(function.name()),
-            app,
-            function,
-            endpoint,
-            env,
-        )
-        .await
+        Self::start_program(&directory.join(binary), app, binary, endpoint, env).await
     }
 
-    /// As [`FunctionProcess::start`], with another build of `function`: `program`.
+    /// As [`FunctionProcess::start_binary`], with another build of the function `name`:
+    /// `program`.
     pub async fn start_program(
         program: &std::path::Path,
         app: &App,
-        function: Function,
+        name: &str,
         endpoint: &str,
         env: &[(&str, &str)],
     ) -> Self {
@@ -82,7 +86,7 @@ impl FunctionProcess {
             .env("IDEMPOTENCY_TABLE", &app.tables.idempotency)
             .env("CURSOR_SECRET", xtask::LOCAL_CURSOR_SECRET)
             .env("AWS_LAMBDA_RUNTIME_API", api.address.to_string())
-            .env("AWS_LAMBDA_FUNCTION_NAME", function.name())
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .envs(env.iter().copied())
@@ -140,6 +144,19 @@ impl FunctionProcess {
             panic!("the function failed: {outcome:?}");
         };
         decode(serde_json::from_slice(&body).expect("an API Gateway response"))
+    }
+
+    /// Hands `event` to the process and returns the JSON it posts back.
+    pub async fn invoke_json(&self, event: &Value) -> Value {
+        let outcome = self
+            .api
+            .invoke(event.to_string(), TIMEOUT + Duration::from_secs(5))
+            .await
+            .expect("the function answers");
+        let Outcome::Response(body) = outcome else {
+            panic!("the function failed: {outcome:?}");
+        };
+        serde_json::from_slice(&body).expect("a JSON answer")
     }
 
     /// Everything the process wrote to stdout and stderr so far.

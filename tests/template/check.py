@@ -8,7 +8,9 @@ scope, that the scopes and the app clients that hold them are the Cognito pool's
 documented client is one the authorizer accepts, and that the alarms, rollbacks, metrics settings
 and dashboard an operator relies on are in place, for each samconfig.toml environment as
 CloudFormation would resolve it (tests/template/cfn.py); and that every change a deployment makes
-to a function publishes a new version (tests/template/versions.py). What the functions' logs and
+to a function publishes a new version (tests/template/versions.py); and that the domain events'
+stream, bus, event source mapping and encrypted dead-letter queue are set as API.md's "Events"
+needs them. What the functions' logs and
 metrics make of these alarms is the offline model's (tests/tests/api/offline_model.rs).
 """
 
@@ -51,7 +53,20 @@ EXPECTED_PERMISSIONS = {
         ("dynamodb:DeleteItem", "UsersTable.Arn"),
         ("dynamodb:DeleteItem", "IdempotencyTable.Arn"),
     },
+    # Its event source mapping reads this one stream with the function's role and sends its
+    # on-failure records to the queue with it; the function publishes to this one bus and
+    # dead-letters to the same queue.
+    "publish-events": {
+        ("dynamodb:DescribeStream", "UsersTable.StreamArn"),
+        ("dynamodb:GetRecords", "UsersTable.StreamArn"),
+        ("dynamodb:GetShardIterator", "UsersTable.StreamArn"),
+        ("dynamodb:ListStreams", "UsersTable.StreamArn"),
+        ("events:PutEvents", "UsersEventBus.Arn"),
+        ("sqs:SendMessage", "EventsDeadLetterQueue.Arn"),
+    },
 }
+# The functions the users table's stream drives, not the API.
+STREAM_FUNCTIONS = {"PublishEventsFunction"}
 EXPECTED_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
@@ -336,7 +351,9 @@ def main(output_path):
         properties = sam["Resources"][name]["Properties"]
         check(properties.get("AlarmActions") == notify and properties.get("OKActions") == notify, f"{name} notifies no topic")
     expected_alarms = {"ApiServerErrorRateAlarm", "UsersTableThrottlesAlarm", "IdempotencyTableThrottlesAlarm"}
-    for function in binaries:
+    expected_alarms |= {"PublishEventsErrorsAlarm", "PublishEventsThrottlesAlarm", "PublishEventsIteratorAgeAlarm", "EventsDeadLettersAlarm"}
+    http_functions = [f for f in binaries if f not in STREAM_FUNCTIONS]
+    for function in http_functions:
         prefix = function.removesuffix("Function")
         expected_alarms |= {f"{prefix}{kind}Alarm" for kind in ("Errors", "ServerErrors", "Duration", "Throttles")}
         rollback = sam["Resources"][function]["Properties"]["DeploymentPreference"]["Alarms"]
@@ -344,7 +361,8 @@ def main(output_path):
         check(rollback == {f"{prefix}{kind}Alarm" for kind in ("Errors", "ServerErrors", "Duration")}, f"{function} rolls back on {sorted(rollback)}")
     check(alarm_names == expected_alarms, f"alarms: extra {sorted(alarm_names - expected_alarms)}, missing {sorted(expected_alarms - alarm_names)}")
     filters = {r["Properties"]["LogGroupName"]["Ref"]: r["Properties"] for r in sam["Resources"].values() if r["Type"] == "AWS::Logs::MetricFilter"}
-    for function, binary in binaries.items():
+    for function in http_functions:
+        binary = binaries[function]
         group = resources[function]["Properties"].get("LoggingConfig", {}).get("LogGroup", {}).get("Ref")
         metric_filter = filters.get(group, {})
         check(metric_filter.get("FilterPattern") == "{ $.status >= 500 }", f"{binary}'s 5xx filter: {metric_filter}")
@@ -394,6 +412,7 @@ def main(output_path):
     check(pool.get("DeletionPolicy") == "Retain" and pool.get("UpdateReplacePolicy") == "Retain", "the user pool is not retained")
     check(pool["Properties"].get("DeletionProtection") == {"Fn::If": ["ProtectData", "ACTIVE", "INACTIVE"]}, "the user pool lacks deletion protection")
 
+    check_events(sam, resources, dashboards, check)
     check_environments(check)
     check_versions(check)
 
@@ -436,6 +455,69 @@ def check_environments(check):
             }
             found = {k: v for k, v in variables.items() if k.startswith("CURSOR_")}
             check(found == expected, f"{environment}: list-users' cursor keys {found}")
+def check_events(sam, resources, dashboards, check):
+    """Domain events: the stream, the bus, the mapping's settings, the dead-letter queue and the
+    alarms and widgets that watch them (API.md, "Events")."""
+    function = "PublishEventsFunction"
+    stream = {"Fn::GetAtt": ["UsersTable", "StreamArn"]}
+    queue = {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}
+    table = resources["UsersTable"]["Properties"]
+    check(table.get("StreamSpecification") == {"StreamViewType": "NEW_AND_OLD_IMAGES"}, f"the users table's stream is {table.get('StreamSpecification')}")
+    check("StreamSpecification" not in resources["IdempotencyTable"]["Properties"], "the idempotency table has a stream")
+    buses = [n for n, r in resources.items() if r["Type"] == "AWS::Events::EventBus"]
+    check(buses == ["UsersEventBus"], f"event buses {buses}")
+    variables = resources[function]["Properties"].get("Environment", {}).get("Variables", {})
+    check(variables.get("EVENT_BUS_NAME") == {"Ref": "UsersEventBus"}, "publish-events does not publish to the stack's bus")
+    check(variables.get("DEAD_LETTER_QUEUE_URL") == {"Ref": "EventsDeadLetterQueue"}, "publish-events dead-letters elsewhere")
+
+    mappings = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    check(len(mappings) == 1, f"event source mappings: {len(mappings)}")
+    for mapping in mappings:
+        check(mapping.get("EventSourceArn") == stream, f"the mapping reads {mapping.get('EventSourceArn')}")
+        check(mapping.get("FunctionName") == {"Ref": f"{function}Aliaslive"}, f"the mapping invokes {mapping.get('FunctionName')}, not the live alias")
+        check(mapping.get("StartingPosition") == "TRIM_HORIZON", "the mapping does not start from the stream's oldest record")
+        check(mapping.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], "the mapping ignores batch item failures")
+        check(mapping.get("BisectBatchOnFunctionError") is True, "the mapping does not bisect a failing batch")
+        check(0 < mapping.get("MaximumRetryAttempts", -1) <= 100, f"the mapping retries {mapping.get('MaximumRetryAttempts')} times")
+        age = mapping.get("MaximumRecordAgeInSeconds", -1)
+        check(60 <= age <= 6 * 3600, f"a record is given up after {age} s: not bounded, or too late to replay it from the stream's 24 hours")
+        check(mapping.get("ParallelizationFactor", 1) == 1 and mapping.get("BatchSize", 100) <= 1000, "the mapping's batches or parallelism")
+        destination = mapping.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        check(destination == queue, f"the mapping's on-failure destination is {destination}")
+    # The SAM event source would attach AWSLambdaDynamoDBExecutionRole, which reads every stream.
+    events = sam["Resources"][function]["Properties"].get("Events", {})
+    check(not events, f"publish-events has SAM events {sorted(events)}")
+
+    dlq = resources.get("EventsDeadLetterQueue", {})
+    properties = dlq.get("Properties", {})
+    check(dlq.get("Type") == "AWS::SQS::Queue", "no dead-letter queue")
+    check(properties.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in properties, "the dead-letter queue is not encrypted")
+    check(properties.get("MessageRetentionPeriod") == 1209600, "the dead-letter queue keeps messages less than 14 days")
+
+    alarms = {n: r["Properties"] for n, r in sam["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    depth = alarms.get("EventsDeadLettersAlarm", {})
+    check(
+        depth.get("Namespace") == "AWS/SQS"
+        and depth.get("MetricName") == "ApproximateNumberOfMessagesVisible"
+        and depth.get("Dimensions") == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["EventsDeadLetterQueue", "QueueName"]}}]
+        and depth.get("Threshold") == 0 and depth.get("ComparisonOperator") == "GreaterThanThreshold",
+        f"no alarm fires when the dead-letter queue holds anything: {depth}",
+    )
+    lag = alarms.get("PublishEventsIteratorAgeAlarm", {})
+    check(
+        lag.get("Namespace") == "AWS/Lambda" and lag.get("MetricName") == "IteratorAge"
+        and lag.get("Dimensions") == [{"Name": "FunctionName", "Value": {"Ref": function}}]
+        and lag.get("Statistic") == "Maximum" and 0 < lag.get("Threshold", 0) < 3600 * 1000,
+        f"no alarm on the stream's iterator age: {lag}",
+    )
+    rollback = {a["Ref"] for a in sam["Resources"][function]["Properties"]["DeploymentPreference"]["Alarms"]}
+    check(rollback == {"PublishEventsErrorsAlarm", "EventsDeadLettersAlarm"}, f"publish-events rolls back on {sorted(rollback)}")
+    for body in dashboards:
+        rows = [row for w in json.loads(body)["widgets"] if w["type"] == "metric" for row in w["properties"]["metrics"]]
+        check(["AWS/Lambda", "IteratorAge", "FunctionName", f"${{{function}}}"] in [r[:4] for r in rows], "the dashboard lacks the iterator age")
+        check(any(r[:4] == ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "${EventsDeadLetterQueue.QueueName}"] for r in rows), "the dashboard lacks the dead letters")
+        named = {r[1] for r in rows if len(r) > 1 and isinstance(r[1], str)}
+        check({"EventsPublished", "EventsDeadLettered", "EventBatchesRetried"} <= named, "the dashboard lacks the events' own metrics")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
-//! A proxy on 127.0.0.1 between the functions and a DynamoDB-compatible server, which answers
-//! chosen requests with the faults DynamoDB shows in production instead of passing them on:
-//! throttling, server errors, cancelled transactions, stalls and lost answers.
+//! A proxy on 127.0.0.1 between the functions and a DynamoDB-compatible server (or moto's
+//! EventBridge and SQS), which answers chosen requests with the faults these services show in
+//! production instead of passing them on: throttling, server errors, cancelled transactions,
+//! stalls, lost answers, and `PutEvents` calls that succeed with some entries rejected. It keeps
+//! every request body it saw, so a test can search what a function sent.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -63,6 +65,10 @@ pub enum Fault {
     /// Holds the request until the gate opens, then passes it on: a call still in flight while
     /// the test does something else.
     Hold(Gate),
+    /// For `PutEvents`: the entries whose `Detail` contains `containing` are not passed on, and
+    /// the answer reports them failed with `code` (`FailedEntryCount`), as EventBridge does
+    /// inside a successful call; the other entries are published.
+    RejectEntries { containing: String, code: String },
 }
 
 /// What a held request waits for; [`Gate::open`] lets every held request, and every later one,
@@ -137,15 +143,21 @@ struct Rule {
 struct Faults {
     rules: Vec<Rule>,
     injected: u32,
-    /// Every operation requested, in order.
-    requested: Vec<String>,
 }
 
 impl Faults {
-    fn take(&mut self, operation: &str) -> Option<Fault> {
-        self.requested.push(operation.to_owned());
+    /// The fault for a request for `operation` with `body`, if a rule has one left. A rule that
+    /// rejects entries applies only to a call that holds one of them.
+    fn take(&mut self, operation: &str, body: &[u8]) -> Option<Fault> {
         let index = self.rules.iter().position(|rule| {
-            rule.remaining != Some(0) && rule.operation.as_deref().is_none_or(|o| o == operation)
+            rule.remaining != Some(0)
+                && rule.operation.as_deref().is_none_or(|o| o == operation)
+                && match &rule.fault {
+                    Fault::RejectEntries { containing, .. } => {
+                        String::from_utf8_lossy(body).contains(containing.as_str())
+                    }
+                    _ => true,
+                }
         })?;
         let rule = &mut self.rules[index];
         if let Some(remaining) = &mut rule.remaining {
@@ -160,6 +172,8 @@ struct Upstream {
     base: Uri,
     client: Client<HttpConnector, Full<Bytes>>,
     faults: Mutex<Faults>,
+    /// Every request's operation and body, in arrival order.
+    seen: Mutex<Vec<(String, Bytes)>>,
 }
 
 /// The proxy; clients use [`FaultProxy::endpoint`] as their DynamoDB endpoint.
@@ -175,6 +189,7 @@ impl FaultProxy {
             base: upstream.parse()?,
             client: Client::builder(TokioExecutor::new()).build_http(),
             faults: Mutex::default(),
+            seen: Mutex::default(),
         });
         let app = Router::new()
             .fallback(proxy)
@@ -208,9 +223,27 @@ impl FaultProxy {
         self.faults().injected
     }
 
-    /// The operations requested since the last call, in order, faulted or not.
-    pub fn take_requested(&self) -> Vec<String> {
-        std::mem::take(&mut self.faults().requested)
+    /// The operations requested so far, in order, faulted or not.
+    pub fn operations(&self) -> Vec<String> {
+        self.upstream
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(operation, _)| operation.clone())
+            .collect()
+    }
+
+    /// The bodies of the requests for `operation` (every one for `None`) so far, as text.
+    pub fn requests(&self, operation: Option<&str>) -> Vec<String> {
+        self.upstream
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(op, _)| operation.is_none_or(|o| o == op))
+            .map(|(_, body)| String::from_utf8_lossy(body).into_owned())
+            .collect()
     }
 
     fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
@@ -233,15 +266,25 @@ async fn proxy(State(upstream): State<Arc<Upstream>>, request: Request) -> Respo
         .and_then(|target| target.rsplit('.').next())
         .unwrap_or_default()
         .to_owned();
+    upstream
+        .seen
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push((operation.clone(), body.clone()));
     let fault = upstream
         .faults
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .take(&operation);
+        .take(&operation, &body);
     if let Some(Fault::Hold(gate)) = &fault {
         gate.opened().await;
     }
     match fault {
+        Some(Fault::RejectEntries { containing, code }) => {
+            reject_entries(&upstream, parts, body, &containing, &code)
+                .await
+                .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+        }
         Some(Fault::Error(answer)) => answer.into_response(),
         Some(Fault::Stall(duration)) => {
             tokio::time::sleep(duration).await;
@@ -258,6 +301,66 @@ async fn proxy(State(upstream): State<Arc<Upstream>>, request: Request) -> Respo
             .await
             .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response()),
     }
+}
+
+/// Passes on a `PutEvents` call without the entries whose `Detail` contains `containing`, and
+/// answers with their results spliced back in as failures.
+async fn reject_entries(
+    upstream: &Upstream,
+    mut parts: axum::http::request::Parts,
+    body: Bytes,
+    containing: &str,
+    code: &str,
+) -> Result<Response> {
+    let mut request: Value = serde_json::from_slice(&body)?;
+    let entries = request["Entries"].as_array().cloned().unwrap_or_default();
+    let rejected: Vec<bool> = entries
+        .iter()
+        .map(|entry| {
+            entry["Detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(containing))
+        })
+        .collect();
+    let kept: Vec<Value> = entries
+        .iter()
+        .zip(&rejected)
+        .filter(|(_, rejected)| !**rejected)
+        .map(|(entry, _)| entry.clone())
+        .collect();
+    let mut published = if kept.is_empty() {
+        Vec::new()
+    } else {
+        request["Entries"] = Value::Array(kept);
+        let body = Bytes::from(serde_json::to_vec(&request)?);
+        parts.headers.remove("content-length");
+        let answer = pass_on(upstream, parts, body).await?;
+        let bytes = answer.into_body().collect().await?.to_bytes();
+        let answer: Value = serde_json::from_slice(&bytes)?;
+        answer["Entries"].as_array().cloned().unwrap_or_default()
+    }
+    .into_iter();
+    let results: Vec<Value> = rejected
+        .iter()
+        .map(|rejected| match rejected {
+            true => json!({ "ErrorCode": code, "ErrorMessage": "rejected by the fault proxy" }),
+            false => published
+                .next()
+                .unwrap_or_else(|| json!({ "ErrorCode": "InternalFailure" })),
+        })
+        .collect();
+    let failed = results
+        .iter()
+        .filter(|r| r.get("ErrorCode").is_some())
+        .count();
+    let mut response = json!({ "FailedEntryCount": failed, "Entries": results })
+        .to_string()
+        .into_response();
+    response.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    Ok(response)
 }
 
 async fn pass_on(

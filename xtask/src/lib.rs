@@ -4,8 +4,11 @@
 
 pub mod dynamodb_local;
 pub mod embedded;
+pub mod events_feed;
 pub mod fault_proxy;
+pub mod moto;
 pub mod runtime_api;
+pub mod stream_feed;
 pub mod template;
 pub mod tools;
 
@@ -33,6 +36,14 @@ pub const FUNCTIONS: [&str; 5] = [
     "update-user",
     "delete-user",
 ];
+
+/// The functions fed by the users table's stream rather than by the API, by binary name.
+pub const STREAM_FUNCTIONS: [&str; 1] = ["publish-events"];
+
+/// Every function, by binary name: the API's, then the stream's.
+pub fn all_functions() -> impl Iterator<Item = &'static str> {
+    FUNCTIONS.into_iter().chain(STREAM_FUNCTIONS)
+}
 
 /// The cargo that runs this command, so that nested builds use the same toolchain.
 pub fn cargo() -> std::process::Command {
@@ -90,10 +101,16 @@ pub fn local_function_env(
     Ok(variables)
 }
 
+/// The SDK configuration of a client for a local server at `endpoint`: the functions' own, with
+/// the local region and credentials.
+pub fn local_sdk(endpoint: &str) -> users::sdk::SdkConfig {
+    let credentials = Credentials::new("local", "local", None, None, "local");
+    users::sdk::fixed("us-east-1", credentials, endpoint)
+}
+
 /// A client for a local DynamoDB-compatible server, configured like the functions' own.
 pub fn local_client(endpoint: &str) -> Client {
-    let credentials = Credentials::new("local", "local", None, None, "local");
-    Client::new(&users::sdk::fixed("us-east-1", credentials, endpoint))
+    Client::new(&local_sdk(endpoint))
 }
 
 /// The workspace root, where `template.yaml`, `events/` and `README.md` are.

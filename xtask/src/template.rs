@@ -6,7 +6,8 @@ use std::path::Path;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use serde_yaml_ng::{Mapping, Value};
 
@@ -25,6 +26,8 @@ pub struct Table {
     key_schema: Vec<KeySchemaElement>,
     indexes: Vec<GlobalSecondaryIndex>,
     ttl_attribute: Option<String>,
+    /// `StreamSpecification.StreamViewType`, when the table has a stream.
+    stream: Option<StreamViewType>,
 }
 
 impl Template {
@@ -174,17 +177,33 @@ impl Table {
             .filter(|ttl| ttl.get("Enabled").and_then(Value::as_bool) == Some(true))
             .map(|ttl| text(ttl, "AttributeName").map(str::to_owned))
             .transpose()?;
+        let stream = properties
+            .get("StreamSpecification")
+            .map(|spec| text(spec, "StreamViewType").map(StreamViewType::from))
+            .transpose()?;
         Ok(Self {
             logical_id: id.to_owned(),
             attributes,
             key_schema: key_schema(properties)?,
             indexes,
             ttl_attribute,
+            stream,
         })
     }
 
     /// Creates the table under `name` unless a table of that name exists, and turns on its TTL.
+    /// A table made before the template gave it a stream gets one.
     pub async fn create(&self, client: &Client, name: &str) -> Result<()> {
+        let stream = self
+            .stream
+            .clone()
+            .map(|view| {
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(view)
+                    .build()
+            })
+            .transpose()?;
         let created = client
             .create_table()
             .table_name(name)
@@ -192,6 +211,7 @@ impl Table {
             .set_attribute_definitions(Some(self.attributes.clone()))
             .set_key_schema(Some(self.key_schema.clone()))
             .set_global_secondary_indexes((!self.indexes.is_empty()).then(|| self.indexes.clone()))
+            .set_stream_specification(stream.clone())
             .send()
             .await;
         match created {
@@ -200,7 +220,7 @@ impl Table {
                 if e.as_service_error()
                     .is_some_and(|e| e.is_resource_in_use_exception()) =>
             {
-                return Ok(());
+                return add_stream(client, name, stream).await;
             }
             Err(e) => {
                 return Err(format!(
@@ -230,6 +250,37 @@ impl Table {
         }
         Ok(())
     }
+}
+
+/// Turns on `stream` for the existing table `name` unless it has a stream already.
+async fn add_stream(
+    client: &Client,
+    name: &str,
+    stream: Option<StreamSpecification>,
+) -> Result<()> {
+    let Some(stream) = stream else {
+        return Ok(());
+    };
+    let described = client.describe_table().table_name(name).send().await?;
+    let streaming = described
+        .table()
+        .and_then(|t| t.stream_specification())
+        .is_some_and(|s| s.stream_enabled());
+    if !streaming {
+        client
+            .update_table()
+            .table_name(name)
+            .stream_specification(stream)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot turn on the stream of {name}: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                )
+            })?;
+    }
+    Ok(())
 }
 
 fn key_schema(value: &Value) -> Result<Vec<KeySchemaElement>> {
@@ -271,6 +322,8 @@ mod tests {
         assert_eq!(names, ["UsersTable", "IdempotencyTable"]);
         assert_eq!(tables[0].indexes.len(), 1);
         assert_eq!(tables[1].ttl_attribute.as_deref(), Some("expires_at"));
+        assert_eq!(tables[0].stream, Some(StreamViewType::NewAndOldImages));
+        assert_eq!(tables[1].stream, None);
         let function = template
             .function_for_binary("list-users")
             .expect("list-users is built");

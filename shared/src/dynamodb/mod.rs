@@ -24,6 +24,16 @@ mod users;
 
 use aws_sdk_dynamodb::Client;
 
+use crate::domain::User;
+use crate::store::StoreError;
+
+/// A user restored from the attributes of its item, as a stream record's image carries them.
+pub fn user_from_image(
+    image: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> Result<User, StoreError> {
+    item::user_from_item(image)
+}
+
 pub const LISTING_INDEX: &str = "ByNewest";
 
 /// The table names, as the deployment passes them in.

@@ -41,6 +41,7 @@ impl UserStore for PanicsOnOneId {
 async fn main() -> Result<(), Error> {
     users::telemetry::init();
     users::telemetry::flush_on_shutdown().await;
-    let store = PanicsOnOneId(users::config::store()?);
+    let sdk = users::config::sdk().await?;
+    let store = PanicsOnOneId(users::config::store(&sdk)?);
     lambda_runtime::run(service_fn(|event| users::handlers::get_user(&store, event))).await
 }

@@ -55,13 +55,14 @@ async fn one_environment_answers_others_while_a_request_waits_on_dynamodb() {
         Some(1),
     );
 
-    let held = process.invoke(&create(0));
+    let first = create(0);
+    let held = process.invoke(&first);
+    let shared = &process;
     let others = async {
         until_held(&proxy).await;
         // Answered while the first request's write is still held: only an environment that
         // serves requests concurrently can.
-        let others =
-            join_all((1..4).map(|n| async move { process.invoke(&create(n)).await })).await;
+        let others = join_all((1..4).map(|n| async move { shared.invoke(&create(n)).await })).await;
         gate.open();
         others
     };

@@ -4,6 +4,7 @@
 mod change_faults;
 mod change_races;
 mod concurrency;
+mod events;
 mod failures;
 mod faults;
 mod hostile;

@@ -186,7 +186,8 @@ impl Stack {
         let endpoint = &self.proxy.endpoint;
         if panics {
             let program = PathBuf::from(PANICKING_GET_USER);
-            FunctionProcess::start_program(&program, &self.app, function, endpoint, &env).await
+            FunctionProcess::start_program(&program, &self.app, function.name(), endpoint, &env)
+                .await
         } else {
             FunctionProcess::start(&self.app, function, endpoint, &env).await
         }

@@ -19,12 +19,12 @@ async fn a_replay_costs_the_refused_claim_and_the_read_of_the_user() {
     let event = keyed_create("round-trips-replay");
     let first = app.invoke_on(&store, Function::CreateUser, &event).await;
     assert_eq!(first.status, 201, "{}", first.body);
-    proxy.take_requested();
+    let before = proxy.operations().len();
 
     let replay = app.invoke_on(&store, Function::CreateUser, &event).await;
 
     assert_eq!((replay.status, &replay.body), (201, &first.body));
-    assert_eq!(proxy.take_requested(), ["PutItem", "GetItem"]);
+    assert_eq!(proxy.operations()[before..], ["PutItem", "GetItem"]);
 }
 
 #[tokio::test]
@@ -37,5 +37,5 @@ async fn a_retry_during_the_first_request_costs_one_call() {
     let retry = app.invoke_on(&store, Function::CreateUser, &event).await;
 
     assert_eq!(retry.code(), Some("request_in_progress"), "{}", retry.body);
-    assert_eq!(proxy.take_requested(), ["PutItem"]);
+    assert_eq!(proxy.operations(), ["PutItem"]);
 }

@@ -71,7 +71,7 @@ pub fn build(root: &Path) -> Result<Architecture> {
         "--release",
         architecture.cargo_lambda_flag(),
     ]);
-    for function in xtask::FUNCTIONS {
+    for function in xtask::all_functions() {
         prebuild.args(["--bin", function]);
     }
     run(&mut prebuild)?;
@@ -81,7 +81,7 @@ pub fn build(root: &Path) -> Result<Architecture> {
         .arg(format!("Architecture={}", architecture.parameter())))?;
 
     let template = Template::load(&root.join("template.yaml"))?;
-    for function in xtask::FUNCTIONS {
+    for function in xtask::all_functions() {
         let id = template
             .function_for_binary(function)
             .ok_or_else(|| format!("no function builds {function}"))?;

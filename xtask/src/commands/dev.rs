@@ -1,12 +1,15 @@
-//! The local run: Dynoxide with a data file, tables from template.yaml, `cargo lambda watch`.
+//! The local run: Dynoxide with a data file, tables from template.yaml, `cargo lambda watch`,
+//! and the users table's stream fed to publish-events, whose events go to a bus on moto and are
+//! printed in the terminal.
 
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::process::Command;
+use xtask::moto::{self, Moto};
 use xtask::template::Template;
-use xtask::{FUNCTIONS, Result, cargo, embedded, tools, workspace_root};
+use xtask::{Result, all_functions, cargo, embedded, events_feed, tools, workspace_root};
 
 pub struct Options {
     port: u16,
@@ -59,16 +62,37 @@ async fn serve(options: Options, lambda_bin: PathBuf) -> Result<()> {
     let client = xtask::local_client(&endpoint);
     template.create_tables(&client).await?;
 
+    // EventBridge has no local server of AWS's own: moto stands in, with a bus whose rule sends
+    // every event to a queue this command reads and prints.
+    let events = tokio::task::spawn_blocking(Moto::start).await??;
+    let bus = moto::provision(&events.endpoint, "users-local").await?;
+    eprintln!(
+        "events: moto on {}, bus {}; they are printed here as they arrive",
+        events.endpoint, bus.bus_name
+    );
+
     let mut variables = Vec::new();
-    for binary in FUNCTIONS {
+    for binary in all_functions() {
         variables.extend(xtask::local_function_env(&template, binary, &endpoint)?);
     }
+    variables.extend([
+        ("EVENT_BUS_NAME".into(), bus.bus_name.clone()),
+        (
+            "DEAD_LETTER_QUEUE_URL".into(),
+            bus.dead_letter_queue_url.clone(),
+        ),
+        (
+            "AWS_ENDPOINT_URL_EVENTBRIDGE".into(),
+            events.endpoint.clone(),
+        ),
+        ("AWS_ENDPOINT_URL_SQS".into(), events.endpoint.clone()),
+    ]);
     variables.sort();
     variables.dedup();
 
     // Built one by one, as cargo lambda watch builds them, so that its first requests find
     // them ready instead of compiling while the client waits.
-    for function in FUNCTIONS {
+    for function in all_functions() {
         eprintln!("building {function}");
         let built = Command::from(cargo())
             .current_dir(&root)
@@ -102,6 +126,19 @@ async fn serve(options: Options, lambda_bin: PathBuf) -> Result<()> {
         "the API is at http://127.0.0.1:{}/users; Ctrl-C stops it",
         options.port
     );
+    let users_table = template
+        .tables()?
+        .into_iter()
+        .find(|table| table.logical_id == "UsersTable")
+        .ok_or("template.yaml has no UsersTable")?
+        .logical_id;
+    let feed = tokio::spawn(events_feed::run(
+        endpoint.clone(),
+        users_table,
+        options.port,
+        events.endpoint.clone(),
+        bus,
+    ));
 
     let outcome = tokio::select! {
         status = watch.wait() => Err(format!("cargo lambda watch exited: {}", status?).into()),
@@ -117,6 +154,8 @@ async fn serve(options: Options, lambda_bin: PathBuf) -> Result<()> {
             watch.kill().await?;
         }
     }
+    feed.abort();
+    drop(events);
     let _ = stop_database.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
     outcome

@@ -41,6 +41,8 @@ pub fn run() -> Result<()> {
     step("template: sam validate, cfn-lint, least privilege, routes");
     deploy_checks::validate(&root)?;
 
+    // Installed once per machine, before the tests that start it time anything.
+    tools::moto()?;
     step("tests on the embedded Dynoxide");
     tools::run(
         cargo(&root)

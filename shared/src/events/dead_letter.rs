@@ -1,0 +1,75 @@
+//! The dead-letter queue: where a record that cannot become an event, or an event EventBridge
+//! refuses, is kept, so that nothing is dropped silently and the shard moves on.
+
+use aws_sdk_sqs::error::DisplayErrorContext;
+use serde_json::{Value, json};
+
+use super::event::{DomainEvent, SOURCE};
+use super::record::Malformed;
+
+/// A record larger than this is dead-lettered by its ids alone, so the message stays within
+/// SQS's 256 KiB.
+const MAX_RECORD_BYTES: usize = 192 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct DeadLetters {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl DeadLetters {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: String) -> Self {
+        Self { client, queue_url }
+    }
+
+    pub async fn send(&self, letter: &Value) -> Result<(), String> {
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(letter.to_string())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| DisplayErrorContext(error).to_string())
+    }
+}
+
+/// What the queue keeps of a record that cannot become an event: its ids, and the record itself
+/// only for a user's create or change (never an erased user's data).
+pub fn malformed(malformed: &Malformed, sequence_number: Option<&str>) -> Value {
+    let record = malformed
+        .record
+        .as_ref()
+        .filter(|record| record.to_string().len() <= MAX_RECORD_BYTES);
+    json!({
+        "reason": malformed.reason,
+        "stream_record": {
+            "event_id": malformed.stream_event_id,
+            "event_name": malformed.event_name,
+            "sequence_number": sequence_number,
+        },
+        "user_id": malformed.user_id.map(|id| id.to_string()),
+        "record": record,
+    })
+}
+
+/// What the queue keeps of an event EventBridge will never take: the event itself, which for an
+/// erasure holds ids only, unless it is too large, then its ids.
+pub fn refused(event: &DomainEvent, reason: &str, sequence_number: Option<&str>) -> Value {
+    let detail: Option<Value> = (event.detail.len() <= MAX_RECORD_BYTES)
+        .then(|| serde_json::from_str(&event.detail).ok())
+        .flatten();
+    json!({
+        "reason": reason,
+        "stream_record": { "sequence_number": sequence_number },
+        "user_id": event.user_id.to_string(),
+        "event_id": event.event_id(),
+        "version": event.version,
+        "event": detail.map(|detail| json!({
+            "source": SOURCE,
+            "detail-type": event.detail_type,
+            "time": event.occurred_at,
+            "detail": detail,
+        })),
+    })
+}

@@ -1,0 +1,229 @@
+//! One invocation: a batch of stream records in, its events on the bus, and the first record
+//! that could not be published reported back (`ReportBatchItemFailures`), so Lambda retries
+//! from it and only from it.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::LambdaEvent;
+use serde::Serialize;
+use tracing::Instrument;
+
+use super::batch::{self, Call};
+use super::bus::{self, Bus, Sent};
+use super::dead_letter::{self, DeadLetters};
+use super::event::DomainEvent;
+use super::record::{Kind, Record, StreamEvent};
+use crate::telemetry;
+
+/// The metrics of this function, by name.
+pub mod metric {
+    /// Events EventBridge accepted.
+    pub const PUBLISHED: &str = "EventsPublished";
+    /// Records sent to the dead-letter queue.
+    pub const DEAD_LETTERED: &str = "EventsDeadLettered";
+    /// Invocations that reported a record back for Lambda to retry.
+    pub const RETRIED: &str = "EventBatchesRetried";
+}
+
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    pub bus: Bus,
+    pub dead_letters: DeadLetters,
+}
+
+impl Publisher {
+    /// Publishes to the bus `bus_name` (a name or an ARN) and dead-letters to `queue_url`, with
+    /// clients built on `sdk`.
+    pub fn new(sdk: &aws_config::SdkConfig, bus_name: String, queue_url: String) -> Self {
+        Self {
+            bus: Bus::new(aws_sdk_eventbridge::Client::new(sdk), bus_name),
+            dead_letters: DeadLetters::new(aws_sdk_sqs::Client::new(sdk), queue_url),
+        }
+    }
+}
+
+/// The answer `ReportBatchItemFailures` reads: no item when the whole batch is done.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BatchResponse {
+    #[serde(rename = "batchItemFailures")]
+    pub batch_item_failures: Vec<ItemFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItemFailure {
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: String,
+}
+
+/// What an invocation did, counted for its summary line and metrics.
+#[derive(Debug, Default)]
+struct Tally {
+    published: usize,
+    dead_lettered: usize,
+    ignored: usize,
+    /// The index of the first record not done, if any.
+    failed_at: Option<usize>,
+}
+
+/// The handler of publish-events. Fails as a whole only when the first record it cannot
+/// publish carries no sequence number to resume from; then Lambda retries (and bisects) the
+/// batch.
+pub async fn publish(
+    publisher: &Publisher,
+    event: LambdaEvent<StreamEvent>,
+) -> Result<BatchResponse, lambda_runtime::Error> {
+    let started = Instant::now();
+    let span = tracing::info_span!("request", cold_start = telemetry::cold_start());
+    let deadline = deadline(event.context.deadline);
+    async {
+        let records: Vec<Record> = event.payload.records.iter().map(Record::read).collect();
+        let tally = publish_records(publisher, &records, deadline).await;
+        metrics::counter!(metric::PUBLISHED).increment(tally.published as u64);
+        metrics::counter!(metric::DEAD_LETTERED).increment(tally.dead_lettered as u64);
+        let failed = tally
+            .failed_at
+            .map(|index| records[index].sequence_number.clone());
+        if failed.is_some() {
+            metrics::counter!(metric::RETRIED).increment(1);
+        }
+        tracing::info!(
+            records = records.len(),
+            published = tally.published,
+            dead_lettered = tally.dead_lettered,
+            ignored = tally.ignored,
+            retry_from = failed.clone().flatten(),
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "batch done"
+        );
+        telemetry::flush_metrics(Some(&event.context.request_id));
+        match failed {
+            None => Ok(BatchResponse::default()),
+            Some(Some(sequence_number)) => Ok(BatchResponse {
+                batch_item_failures: vec![ItemFailure {
+                    item_identifier: sequence_number,
+                }],
+            }),
+            Some(None) => Err("a record that could not be published has no sequence number".into()),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Publishes the records' events in stream order, and stops at the first record that is not
+/// done: nothing after it is sent, so a user's later change never overtakes an earlier one.
+async fn publish_records(
+    publisher: &Publisher,
+    records: &[Record],
+    deadline: Option<Instant>,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut call = Call::default();
+    for (index, record) in records.iter().enumerate() {
+        let sequence_number = record.sequence_number.as_deref();
+        let event = match &record.kind {
+            Kind::Nothing => {
+                tally.ignored += 1;
+                continue;
+            }
+            Kind::Malformed(malformed) => {
+                tracing::warn!(
+                    reason = %malformed.reason,
+                    user_id = malformed.user_id.map(|id| id.to_string()),
+                    sequence_number,
+                    "a stream record cannot become an event: dead-lettered"
+                );
+                let letter = dead_letter::malformed(malformed, sequence_number);
+                if !dead_letter(publisher, &letter, &mut tally).await {
+                    tally.failed_at = Some(first(&call).unwrap_or(index));
+                    return tally;
+                }
+                continue;
+            }
+            Kind::Change(change) => DomainEvent::from_change(change),
+        };
+        if !batch::fits(&event) {
+            tracing::warn!(user_id = %event.user_id, "an event is too large for EventBridge: dead-lettered");
+            let letter =
+                dead_letter::refused(&event, "the event is larger than 256 KB", sequence_number);
+            if !dead_letter(publisher, &letter, &mut tally).await {
+                tally.failed_at = Some(first(&call).unwrap_or(index));
+                return tally;
+            }
+            continue;
+        }
+        if !call.admits(&event) {
+            if let Some(failed) = send(publisher, &call, records, deadline, &mut tally).await {
+                tally.failed_at = Some(failed);
+                return tally;
+            }
+            call = Call::default();
+        }
+        call.push(index, event);
+    }
+    if !call.is_empty() {
+        tally.failed_at = send(publisher, &call, records, deadline, &mut tally).await;
+    }
+    tally
+}
+
+/// Sends one call; the index of its first record not done, if any.
+async fn send(
+    publisher: &Publisher,
+    call: &Call,
+    records: &[Record],
+    deadline: Option<Instant>,
+    tally: &mut Tally,
+) -> Option<usize> {
+    if !bus::time_for_a_call(deadline, Duration::ZERO) {
+        tracing::warn!("too little of the invocation is left to publish the rest of the batch");
+        return first(call);
+    }
+    let outcomes = publisher.bus.put(call, deadline).await;
+    let mut failed = None;
+    for ((index, event), outcome) in call.entries.iter().zip(outcomes) {
+        let sequence_number = records[*index].sequence_number.as_deref();
+        match outcome {
+            Sent::Published => tally.published += 1,
+            Sent::Refused(code) => {
+                tracing::warn!(user_id = %event.user_id, %code, "EventBridge refuses an event: dead-lettered");
+                let reason = format!("EventBridge refused the entry: {code}");
+                let letter = dead_letter::refused(event, &reason, sequence_number);
+                if !dead_letter(publisher, &letter, tally).await {
+                    failed = failed.or(Some(*index));
+                }
+            }
+            Sent::Failed(reason) => {
+                tracing::error!(user_id = %event.user_id, %reason, "an event could not be published");
+                failed = failed.or(Some(*index));
+            }
+        }
+    }
+    failed
+}
+
+/// Whether the letter reached the queue; counted if it did.
+async fn dead_letter(publisher: &Publisher, letter: &serde_json::Value, tally: &mut Tally) -> bool {
+    match publisher.dead_letters.send(letter).await {
+        Ok(()) => {
+            tally.dead_lettered += 1;
+            true
+        }
+        Err(error) => {
+            tracing::error!(%error, "the dead-letter queue is unreachable");
+            false
+        }
+    }
+}
+
+fn first(call: &Call) -> Option<usize> {
+    call.entries.first().map(|(index, _)| *index)
+}
+
+/// The invocation's deadline (ms since the epoch, on the system's clock) as an instant; `None`
+/// when the runtime gave none, or one already past, as `cargo lambda watch` does.
+fn deadline(deadline_ms: u64) -> Option<Instant> {
+    let deadline = UNIX_EPOCH.checked_add(Duration::from_millis(deadline_ms))?;
+    let left = deadline.duration_since(SystemTime::now()).ok()?;
+    Instant::now().checked_add(left)
+}
