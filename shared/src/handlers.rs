@@ -64,47 +64,32 @@ async fn serve(
     work: impl Future<Output = Result<Reply, ApiError>>,
 ) -> Response {
     let started = Instant::now();
-    let span = tracing::info_span!("request", cold_start = telemetry::cold_start());
     // Boxed, so that the futures of the handlers' callers stay shallow enough for the compiler
     // to lay out; one allocation per request.
     let work = Box::pin(work);
-    async {
-        let outcome = guarded(&event.context, work).await;
-        let response = http::render(&outcome, &event.context.request_id);
-        let route = event.payload.route_key.as_deref().unwrap_or_default();
-        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        match &outcome {
-            Ok(_) => tracing::info!(
-                route,
-                status = response.status_code,
-                duration_ms,
-                "request done"
-            ),
-            Err(error) if response.status_code >= 500 => {
-                metrics::counter!(telemetry::metric::ERRORS, "code" => error.code()).increment(1);
-                tracing::error!(
-                    route,
-                    status = response.status_code,
-                    code = error.code(),
-                    duration_ms,
-                    "request done"
-                );
+    let request_id = &event.context.request_id;
+    telemetry::per_request(request_id, async {
+        let span = tracing::info_span!("request", cold_start = telemetry::cold_start());
+        async {
+            let outcome = guarded(&event.context, work).await;
+            let response = http::render(&outcome, request_id);
+            let route = event.payload.route_key.as_deref().unwrap_or_default();
+            let status = response.status_code;
+            let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let code = outcome.as_ref().err().map(ApiError::code);
+            if let Some(code) = code {
+                telemetry::count(telemetry::metric::ERRORS, &[("code", code)], 1);
             }
-            Err(error) => {
-                metrics::counter!(telemetry::metric::ERRORS, "code" => error.code()).increment(1);
-                tracing::info!(
-                    route,
-                    status = response.status_code,
-                    code = error.code(),
-                    duration_ms,
-                    "request done"
-                );
+            if status >= 500 {
+                tracing::error!(route, status, code, duration_ms, "request done");
+            } else {
+                tracing::info!(route, status, code, duration_ms, "request done");
             }
+            response
         }
-        telemetry::flush_metrics(Some(&event.context.request_id));
-        response
-    }
-    .instrument(span)
+        .instrument(span)
+        .await
+    })
     .await
 }
 

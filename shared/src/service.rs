@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use crate::domain::{NewUser, Precondition, User, UserId, UserPatch};
 use crate::idempotency::{ClaimOutcome, ClaimRequest, Idempotent};
 use crate::store::{ClaimStore, Page, StoreError, UserStore};
-use crate::telemetry::metric;
+use crate::telemetry::{self, metric};
 
 /// Reads of fresh state for a write that found the user changed since it read it, or for a
 /// create whose key's record names a user that no longer exists.
@@ -58,7 +58,7 @@ pub async fn create_user(
     let user = User::create(new, context.now);
     let Some(idempotency) = context.idempotency else {
         store.insert(&user, None).await?;
-        metrics::counter!(metric::USERS_CREATED).increment(1);
+        telemetry::count(metric::USERS_CREATED, &[], 1);
         return Ok(user);
     };
     let request = ClaimRequest::new(
@@ -74,7 +74,7 @@ pub async fn create_user(
     let user = user.created_by(&claim.scoped_key);
     match store.insert(&user, Some(&claim)).await {
         Ok(()) => {
-            metrics::counter!(metric::USERS_CREATED).increment(1);
+            telemetry::count(metric::USERS_CREATED, &[], 1);
             Ok(user)
         }
         Err(StoreError::ClaimLost) => Err(ServiceError::Store(StoreError::ClaimLost)),
@@ -107,7 +107,7 @@ async fn claim(
         match store.get(user).await? {
             Some(_) if !same_body => return Err(ServiceError::KeyReused),
             Some(user) => {
-                metrics::counter!(metric::IDEMPOTENT_REPLAYS).increment(1);
+                telemetry::count(metric::IDEMPOTENT_REPLAYS, &[], 1);
                 return Ok(Some(user));
             }
             // Erased outside the API: the key is free, whatever body it was used with.
@@ -146,7 +146,7 @@ pub async fn update_user(
         };
         match store.update(&current, &next).await {
             Ok(()) => {
-                metrics::counter!(metric::USERS_UPDATED).increment(1);
+                telemetry::count(metric::USERS_UPDATED, &[], 1);
                 return Ok(next);
             }
             Err(StoreError::Stale) => {}
@@ -166,7 +166,7 @@ pub async fn delete_user(
         let current = current(store, id, precondition).await?;
         match store.delete(&current).await {
             Ok(()) => {
-                metrics::counter!(metric::USERS_DELETED).increment(1);
+                telemetry::count(metric::USERS_DELETED, &[], 1);
                 return Ok(());
             }
             Err(StoreError::Stale) => {}

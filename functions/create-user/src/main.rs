@@ -12,9 +12,10 @@ async fn main() -> Result<(), Error> {
     users::telemetry::init();
     users::telemetry::flush_on_shutdown().await;
     let sdk = users::config::sdk().await?;
-    let store = users::config::store(&sdk)?;
-    lambda_runtime::run(service_fn(|event| {
-        users::handlers::create_user(&store, &SystemClock, event)
+    // One for the execution environment, shared by the requests it serves at once.
+    let store: &_ = Box::leak(Box::new(users::config::store(&sdk)?));
+    lambda_runtime::run_concurrent(service_fn(move |event| {
+        users::handlers::create_user(store, &SystemClock, event)
     }))
     .await
 }

@@ -11,10 +11,11 @@ async fn main() -> Result<(), Error> {
     users::telemetry::init();
     users::telemetry::flush_on_shutdown().await;
     let sdk = users::config::sdk().await?;
-    let store = users::config::store(&sdk)?;
-    let cursor_key = users::config::cursor_key()?;
-    lambda_runtime::run(service_fn(|event| {
-        users::handlers::list_users(&store, &cursor_key, event)
+    // One for the execution environment, shared by the requests it serves at once.
+    let store: &_ = Box::leak(Box::new(users::config::store(&sdk)?));
+    let cursor_key: &_ = Box::leak(Box::new(users::config::cursor_key()?));
+    lambda_runtime::run_concurrent(service_fn(move |event| {
+        users::handlers::list_users(store, cursor_key, event)
     }))
     .await
 }

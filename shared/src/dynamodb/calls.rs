@@ -13,7 +13,7 @@ use ulid::Ulid;
 
 use super::item::Item;
 use crate::store::StoreError;
-use crate::telemetry::metric;
+use crate::telemetry::{self, metric};
 
 /// Attempts for a transaction that DynamoDB cancelled because another one touched its items.
 const CONFLICT_ATTEMPTS: u32 = 3;
@@ -129,8 +129,11 @@ pub(super) async fn timed<T>(operation: &'static str, call: impl Future<Output =
     let result = call
         .instrument(tracing::info_span!("dynamodb", operation))
         .await;
-    metrics::histogram!(metric::DYNAMODB_LATENCY, "operation" => operation)
-        .record(started.elapsed().as_secs_f64() * 1000.0);
+    telemetry::milliseconds(
+        metric::DYNAMODB_LATENCY,
+        &[("operation", operation)],
+        started.elapsed().as_secs_f64() * 1000.0,
+    );
     result
 }
 

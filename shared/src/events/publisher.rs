@@ -73,40 +73,44 @@ pub async fn publish(
     event: LambdaEvent<StreamEvent>,
 ) -> Result<BatchResponse, lambda_runtime::Error> {
     let started = Instant::now();
-    let span = tracing::info_span!("request", cold_start = telemetry::cold_start());
     let deadline = deadline(event.context.deadline);
-    async {
-        let records: Vec<Record> = event.payload.records.iter().map(Record::read).collect();
-        let tally = publish_records(publisher, &records, deadline).await;
-        metrics::counter!(metric::PUBLISHED).increment(tally.published as u64);
-        metrics::counter!(metric::DEAD_LETTERED).increment(tally.dead_lettered as u64);
-        let failed = tally
-            .failed_at
-            .map(|index| records[index].sequence_number.clone());
-        if failed.is_some() {
-            metrics::counter!(metric::RETRIED).increment(1);
+    telemetry::per_request(&event.context.request_id, async {
+        let span = tracing::info_span!("request", cold_start = telemetry::cold_start());
+        async {
+            let records: Vec<Record> = event.payload.records.iter().map(Record::read).collect();
+            let tally = publish_records(publisher, &records, deadline).await;
+            telemetry::count(metric::PUBLISHED, &[], tally.published as u64);
+            telemetry::count(metric::DEAD_LETTERED, &[], tally.dead_lettered as u64);
+            let failed = tally
+                .failed_at
+                .map(|index| records[index].sequence_number.clone());
+            if failed.is_some() {
+                telemetry::count(metric::RETRIED, &[], 1);
+            }
+            tracing::info!(
+                records = records.len(),
+                published = tally.published,
+                dead_lettered = tally.dead_lettered,
+                ignored = tally.ignored,
+                retry_from = failed.clone().flatten(),
+                duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "batch done"
+            );
+            match failed {
+                None => Ok(BatchResponse::default()),
+                Some(Some(sequence_number)) => Ok(BatchResponse {
+                    batch_item_failures: vec![ItemFailure {
+                        item_identifier: sequence_number,
+                    }],
+                }),
+                Some(None) => {
+                    Err("a record that could not be published has no sequence number".into())
+                }
+            }
         }
-        tracing::info!(
-            records = records.len(),
-            published = tally.published,
-            dead_lettered = tally.dead_lettered,
-            ignored = tally.ignored,
-            retry_from = failed.clone().flatten(),
-            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "batch done"
-        );
-        telemetry::flush_metrics(Some(&event.context.request_id));
-        match failed {
-            None => Ok(BatchResponse::default()),
-            Some(Some(sequence_number)) => Ok(BatchResponse {
-                batch_item_failures: vec![ItemFailure {
-                    item_identifier: sequence_number,
-                }],
-            }),
-            Some(None) => Err("a record that could not be published has no sequence number".into()),
-        }
-    }
-    .instrument(span)
+        .instrument(span)
+        .await
+    })
     .await
 }
 

@@ -17,53 +17,28 @@
 //! depend on the level an operator chooses.
 //! - On SIGTERM, what is pending is flushed before the process exits.
 
-use std::sync::OnceLock;
+mod emf;
+
+pub use emf::{METRICS_LEVEL, count, flush_metrics, metric, milliseconds, per_request};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use lambda_http::tracing::subscriber::filter::{Directive, EnvFilter, LevelFilter};
 use lambda_http::tracing::subscriber::layer::SubscriberExt;
 use lambda_http::tracing::subscriber::util::SubscriberInitExt;
 use lambda_http::tracing::subscriber::{fmt, registry};
-use metrics::Unit;
-use metrics_cloudwatch_embedded::Collector;
 
 /// The one target whose TRACE lines are this service's own. Every other crate logs at DEBUG at
 /// most: at TRACE, `lambda_runtime` logs each event whole and the AWS SDK every request and
 /// response body, and a user's name and email must never reach the logs.
 const OWN_TARGET: &str = "users";
 
-/// The name under which log lines and metric documents carry the Lambda request id.
-const REQUEST_ID: &str = "requestId";
-
-/// The `level` of metric documents: the least detailed of Lambda's application log levels,
-/// which every setting of `ApplicationLogLevel` keeps. It marks a document Lambda must keep, not
-/// a failure; queries for failures read `level = "ERROR"`.
-pub const METRICS_LEVEL: &str = "FATAL";
-
-const DEFAULT_NAMESPACE: &str = "UsersService";
-const DEFAULT_SERVICE: &str = "users";
-
-/// The metrics, by name.
-pub mod metric {
-    pub const USERS_CREATED: &str = "UsersCreated";
-    pub const IDEMPOTENT_REPLAYS: &str = "IdempotentReplays";
-    pub const USERS_UPDATED: &str = "UsersUpdated";
-    pub const USERS_DELETED: &str = "UsersDeleted";
-    /// With the dimension `code`, the contract's error code.
-    pub const ERRORS: &str = "Errors";
-    /// With the dimension `function_name`.
-    pub const COLD_STARTS: &str = "ColdStart";
-    /// Milliseconds per DynamoDB call, with the dimension `operation`.
-    pub const DYNAMODB_LATENCY: &str = "DynamoDbLatency";
-}
-
-static METRICS: OnceLock<&'static Collector> = OnceLock::new();
 static COLD: AtomicBool = AtomicBool::new(true);
 
 /// Sets up logs and metrics; once per process, before anything logs.
 pub fn init() {
     init_logs();
-    init_metrics();
+    emf::init();
 }
 
 fn init_logs() {
@@ -103,71 +78,14 @@ fn init_logs() {
     }
 }
 
-fn init_metrics() {
-    let namespace = env("POWERTOOLS_METRICS_NAMESPACE").unwrap_or_else(|| DEFAULT_NAMESPACE.into());
-    let service = env("POWERTOOLS_SERVICE_NAME").unwrap_or_else(|| DEFAULT_SERVICE.into());
-    let collector = metrics_cloudwatch_embedded::Builder::new()
-        .cloudwatch_namespace(namespace)
-        .with_dimension("service", service)
-        .init();
-    match collector {
-        Ok(collector) => {
-            let _ = METRICS.set(collector);
-        }
-        Err(error) => tracing::error!(%error, "metrics are off"),
-    }
-    metrics::describe_counter!(metric::USERS_CREATED, Unit::Count, "users created");
-    metrics::describe_counter!(
-        metric::IDEMPOTENT_REPLAYS,
-        Unit::Count,
-        "creates answered from an idempotency key"
-    );
-    metrics::describe_counter!(
-        metric::USERS_UPDATED,
-        Unit::Count,
-        "users changed (a patch that changes nothing is not counted)"
-    );
-    metrics::describe_counter!(metric::USERS_DELETED, Unit::Count, "users erased");
-    metrics::describe_counter!(metric::ERRORS, Unit::Count, "error answers, by code");
-    metrics::describe_counter!(
-        metric::COLD_STARTS,
-        Unit::Count,
-        "first invocations of an execution environment"
-    );
-    metrics::describe_histogram!(
-        metric::DYNAMODB_LATENCY,
-        Unit::Milliseconds,
-        "DynamoDB call latency"
-    );
-}
-
 /// True for the first request of this execution environment only; counted as a cold start.
 pub fn cold_start() -> bool {
     let cold = COLD.swap(false, Ordering::Relaxed);
     if cold {
         let function = env("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
-        metrics::counter!(metric::COLD_STARTS, "function_name" => function).increment(1);
+        count(metric::COLD_STARTS, &[("function_name", &function)], 1);
     }
     cold
-}
-
-/// Writes the metrics recorded since the last flush as EMF documents on stdout, each carrying
-/// `request_id` as the property `requestId` (not a dimension: it would make a metric per request),
-/// as every log line of the request does, and the `level` and `timestamp` that keep it through
-/// Lambda's log level filter.
-pub fn flush_metrics(request_id: Option<&str>) {
-    let Some(collector) = METRICS.get() else {
-        return;
-    };
-    match request_id {
-        Some(id) => collector.set_property(REQUEST_ID, id.to_owned()),
-        None => collector.remove_property(REQUEST_ID),
-    };
-    collector.set_property("level", METRICS_LEVEL);
-    collector.set_property("timestamp", rfc3339_now());
-    if let Err(error) = collector.flush(std::io::stdout().lock()) {
-        tracing::warn!(%error, "could not write metrics");
-    }
 }
 
 /// Registers with Lambda for its shutdown, so that a SIGTERM flushes what is pending before
@@ -178,16 +96,6 @@ pub async fn flush_on_shutdown() {
         tracing::info!("shutting down");
     })
     .await;
-}
-
-/// Now, as Lambda reads a line's `timestamp`: RFC 3339, UTC, to the millisecond.
-fn rfc3339_now() -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    time::OffsetDateTime::now_utc()
-        .format(format)
-        .unwrap_or_default()
 }
 
 fn env(name: &str) -> Option<String> {
