@@ -13,5 +13,8 @@ async fn main() -> Result<(), Error> {
     let sdk = users::config::sdk().await?;
     // One for the execution environment, shared by the requests it serves at once.
     let store: &_ = Box::leak(Box::new(users::config::store(&sdk)?));
-    lambda_runtime::run_concurrent(service_fn(move |event| users::handlers::get_user(store, event))).await
+    lambda_runtime::run_concurrent(service_fn(move |event| {
+        users::handlers::get_user(store, event)
+    }))
+    .await
 }
