@@ -62,9 +62,9 @@ pub enum Fault {
     /// Passes the request on, then answers 500 instead of passing the server's answer back: the
     /// write happened, but the client cannot know.
     LoseAnswer,
-    /// Holds the request until the gate opens, then passes it on: a call still in flight while
-    /// the test does something else.
-    Hold(Gate),
+    /// Holds each request whose body contains `containing` until the gate opens, then passes it
+    /// on: a call still in flight while the test does something else.
+    Hold { gate: Gate, containing: String },
     /// For `PutEvents`: the entries whose `Detail` contains `containing` are not passed on, and
     /// the answer reports them failed with `code` (`FailedEntryCount`), as EventBridge does
     /// inside a successful call; the other entries are published.
@@ -147,13 +147,13 @@ struct Faults {
 
 impl Faults {
     /// The fault for a request for `operation` with `body`, if a rule has one left. A rule that
-    /// rejects entries applies only to a call that holds one of them.
+    /// rejects entries or holds requests applies only to a body that contains its text.
     fn take(&mut self, operation: &str, body: &[u8]) -> Option<Fault> {
         let index = self.rules.iter().position(|rule| {
             rule.remaining != Some(0)
                 && rule.operation.as_deref().is_none_or(|o| o == operation)
                 && match &rule.fault {
-                    Fault::RejectEntries { containing, .. } => {
+                    Fault::RejectEntries { containing, .. } | Fault::Hold { containing, .. } => {
                         String::from_utf8_lossy(body).contains(containing.as_str())
                     }
                     _ => true,
@@ -276,7 +276,7 @@ async fn proxy(State(upstream): State<Arc<Upstream>>, request: Request) -> Respo
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .take(&operation, &body);
-    if let Some(Fault::Hold(gate)) = &fault {
+    if let Some(Fault::Hold { gate, .. }) = &fault {
         gate.opened().await;
     }
     match fault {
@@ -297,7 +297,7 @@ async fn proxy(State(upstream): State<Arc<Upstream>>, request: Request) -> Respo
             }
             ErrorAnswer::new(500, INTERNAL_SERVER_ERROR).into_response()
         }
-        Some(Fault::Hold(_)) | None => pass_on(&upstream, parts, body)
+        Some(Fault::Hold { .. }) | None => pass_on(&upstream, parts, body)
             .await
             .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response()),
     }

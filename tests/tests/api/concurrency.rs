@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use users_tests::process::FunctionProcess;
@@ -48,32 +49,40 @@ async fn one_environment_answers_others_while_a_request_waits_on_dynamodb() {
         ],
     )
     .await;
+    // Every attempt of the first request's write waits until the others are answered.
     let gate = Gate::default();
     proxy.inject(
         Some("TransactWriteItems"),
-        Fault::Hold(gate.clone()),
-        Some(1),
+        Fault::Hold {
+            gate: gate.clone(),
+            containing: "concurrent.0@".into(),
+        },
+        None,
     );
 
     let first = create(0);
-    let held = process.invoke(&first);
-    let shared = &process;
-    let others = async {
-        until_held(&proxy).await;
-        // Answered while the first request's write is still held: only an environment that
-        // serves requests concurrently can.
-        let others = join_all((1..4).map(|n| async move { shared.invoke(&create(n)).await })).await;
+    let replies: Vec<Reply> = {
+        let mut held = std::pin::pin!(process.invoke(&first));
+        tokio::select! {
+            reply = &mut held => panic!("answered while its write was held: {}", reply.body),
+            () = until_held(&proxy) => {}
+        }
+        let serving = &process;
+        let others =
+            join_all((1..4).map(|n| async move { serving.invoke(&create(n)).await })).await;
+        // Only an environment that serves requests concurrently answered them while the first
+        // request was still waiting on its write.
+        assert!(
+            (&mut held).now_or_never().is_none(),
+            "the first request was answered before the others"
+        );
         gate.open();
-        others
+        std::iter::once(held.await).chain(others).collect()
     };
-    let (held, others) = tokio::join!(held, others);
-
-    let replies: Vec<Reply> = std::iter::once(held).chain(others).collect();
     for reply in &replies {
         assert_eq!(reply.status, 201, "{}", reply.body);
     }
-    assert_lines_name_their_request(&process.output(), &replies);
-    process.stop().await;
+    assert_lines_name_their_request(&process.stop().await, &replies);
 }
 
 /// Every request's summary line and metric documents carry its own request id, and what they
