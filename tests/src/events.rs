@@ -141,6 +141,24 @@ pub async fn invoke(publisher: &Publisher, event: &Value) -> Result<Value, Strin
         .map_err(|e| e.to_string())
 }
 
+/// `records` as if each change had been made `age` ago: their `ApproximateCreationDateTime`
+/// set to that time, as the stream gives it (seconds since the epoch).
+pub fn changed_ago(records: &[Value], age: Duration) -> Vec<Value> {
+    let at = SystemTime::now()
+        .checked_sub(age)
+        .and_then(|at| at.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .expect("a time after the epoch")
+        .as_secs();
+    records
+        .iter()
+        .map(|record| {
+            let mut record = record.clone();
+            record["dynamodb"]["ApproximateCreationDateTime"] = at.into();
+            record
+        })
+        .collect()
+}
+
 /// The users table's stream of `app`, fed to `publisher` as the event source mapping would.
 pub async fn feed(feed: &mut StreamFeed, publisher: &Publisher) -> Vec<Delivery> {
     feed.feed(|event| async move { invoke(publisher, &event).await.map_err(Into::into) })

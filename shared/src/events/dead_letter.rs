@@ -1,5 +1,6 @@
-//! The dead-letter queue: where a record that cannot become an event, or an event EventBridge
-//! refuses, is kept, so that nothing is dropped silently and the shard moves on.
+//! The dead-letter queue: where a record that cannot become an event, an event EventBridge
+//! refuses, or one still failing when its change grows too old to retry, is kept, so that
+//! nothing is dropped silently and the shard moves on.
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use serde_json::{Value, json};
@@ -53,9 +54,10 @@ pub fn malformed(malformed: &Malformed, sequence_number: Option<&str>) -> Value 
     })
 }
 
-/// What the queue keeps of an event EventBridge will never take: the event itself, which for an
-/// erasure holds ids only, unless it is too large, then its ids.
-pub fn refused(event: &DomainEvent, reason: &str, sequence_number: Option<&str>) -> Value {
+/// What the queue keeps of an event that is not published (refused, too large, or failing for
+/// too long): the event itself, which for an erasure holds ids only, unless it is too large,
+/// then its ids.
+pub fn unpublished(event: &DomainEvent, reason: &str, sequence_number: Option<&str>) -> Value {
     let detail: Option<Value> = (event.detail.len() <= MAX_RECORD_BYTES)
         .then(|| serde_json::from_str(&event.detail).ok())
         .flatten();

@@ -1,6 +1,7 @@
 //! One invocation: a batch of stream records in, its events on the bus, and the first record
 //! that could not be published reported back (`ReportBatchItemFailures`), so Lambda retries
-//! from it and only from it.
+//! from it and only from it. A record still failing at [`GIVE_UP_AGE`] is dead-lettered
+//! instead, before the event source mapping would give up on it and keep only its ids.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,6 +25,14 @@ pub mod metric {
     /// Invocations that reported a record back for Lambda to retry.
     pub const RETRIED: &str = "EventBatchesRetried";
 }
+
+/// How old a change may grow while its event keeps failing to publish (EventBridge
+/// unreachable, or an entry rejected with a retryable code); past it, the change goes to the
+/// dead-letter queue and the batch moves on. The event source mapping gives up on a record at
+/// its `MaximumRecordAgeInSeconds` (an hour in template.yaml) and then keeps only its shard and
+/// sequence numbers, not the change, so this must stay well below that: 50 minutes leaves ten
+/// for Lambda's last retries, of 60 s at most each, and leaves the stream's 24 hours far off.
+pub const GIVE_UP_AGE: Duration = Duration::from_secs(50 * 60);
 
 #[derive(Debug, Clone)]
 pub struct Publisher {
@@ -148,8 +157,11 @@ async fn publish_records(
         };
         if !batch::fits(&event) {
             tracing::warn!(user_id = %event.user_id, "an event is too large for EventBridge: dead-lettered");
-            let letter =
-                dead_letter::refused(&event, "the event is larger than 256 KB", sequence_number);
+            let letter = dead_letter::unpublished(
+                &event,
+                "the event is larger than 256 KB",
+                sequence_number,
+            );
             if !dead_letter(publisher, &letter, &mut tally).await {
                 tally.failed_at = Some(first(&call).unwrap_or(index));
                 return tally;
@@ -171,7 +183,10 @@ async fn publish_records(
     tally
 }
 
-/// Sends one call; the index of its first record not done, if any.
+/// Sends one call; the index of its first record not done, if any. An event that cannot be
+/// published is dead-lettered when EventBridge refuses it, or when its change is older than
+/// [`GIVE_UP_AGE`]; otherwise its record is not done. The call holds one change per user, so a
+/// user's next change, in a later call, is sent only once this one is published or kept.
 async fn send(
     publisher: &Publisher,
     call: &Call,
@@ -186,21 +201,42 @@ async fn send(
     let outcomes = publisher.bus.put(call, deadline).await;
     let mut failed = None;
     for ((index, event), outcome) in call.entries.iter().zip(outcomes) {
-        let sequence_number = records[*index].sequence_number.as_deref();
-        match outcome {
-            Sent::Published => tally.published += 1,
+        let record = &records[*index];
+        let sequence_number = record.sequence_number.as_deref();
+        let letter = match outcome {
+            Sent::Published => {
+                tally.published += 1;
+                continue;
+            }
+            // Lambda retries from the first record not done, and so sends the later ones again:
+            // they are not dead-lettered now.
+            _ if failed.is_some() => continue,
             Sent::Refused(code) => {
                 tracing::warn!(user_id = %event.user_id, %code, "EventBridge refuses an event: dead-lettered");
                 let reason = format!("EventBridge refused the entry: {code}");
-                let letter = dead_letter::refused(event, &reason, sequence_number);
-                if !dead_letter(publisher, &letter, tally).await {
-                    failed = failed.or(Some(*index));
-                }
+                dead_letter::unpublished(event, &reason, sequence_number)
+            }
+            Sent::Failed(reason) if record.older_than(GIVE_UP_AGE, SystemTime::now()) => {
+                tracing::error!(
+                    user_id = %event.user_id,
+                    %reason,
+                    give_up_age_s = GIVE_UP_AGE.as_secs(),
+                    "an event still could not be published when its change grew too old: dead-lettered"
+                );
+                let reason = format!(
+                    "not published within {} minutes of the change: {reason}",
+                    GIVE_UP_AGE.as_secs() / 60
+                );
+                dead_letter::unpublished(event, &reason, sequence_number)
             }
             Sent::Failed(reason) => {
                 tracing::error!(user_id = %event.user_id, %reason, "an event could not be published");
-                failed = failed.or(Some(*index));
+                failed = Some(*index);
+                continue;
             }
+        };
+        if !dead_letter(publisher, &letter, tally).await {
+            failed = Some(*index);
         }
     }
     failed

@@ -3,6 +3,7 @@
 //! dead-lettered while the others are published: a typed batch would fail as a whole.
 
 use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Deserialize;
@@ -44,6 +45,9 @@ pub struct Record {
     /// Where Lambda resumes if this record is reported as failed; `None` only for a record too
     /// broken to carry one.
     pub sequence_number: Option<String>,
+    /// When the change was made, as the stream tells it (`ApproximateCreationDateTime`); `None`
+    /// when the record does not say.
+    pub changed_at: Option<SystemTime>,
     pub kind: Kind,
 }
 
@@ -74,6 +78,10 @@ impl Record {
     pub fn read(raw: &Value) -> Self {
         let change = &raw["dynamodb"];
         let sequence_number = change["SequenceNumber"].as_str().map(str::to_owned);
+        let changed_at = change["ApproximateCreationDateTime"]
+            .as_f64()
+            .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+            .and_then(|since_epoch| UNIX_EPOCH.checked_add(since_epoch));
         let event_name = raw["eventName"].as_str();
         let malformed = |reason: &str, user_id: Option<UserId>| {
             let keeps_record = user_id.is_some() && matches!(event_name, Some("INSERT" | "MODIFY"));
@@ -101,8 +109,16 @@ impl Record {
         };
         Self {
             sequence_number,
+            changed_at,
             kind,
         }
+    }
+
+    /// Whether the change was made more than `age` before `now`. A record that does not say
+    /// when counts as older: its age cannot be told, and keeping it beats losing it.
+    pub fn older_than(&self, age: Duration, now: SystemTime) -> bool {
+        self.changed_at
+            .is_none_or(|at| now.duration_since(at).is_ok_and(|elapsed| elapsed > age))
     }
 }
 
@@ -244,6 +260,14 @@ mod tests {
             matches!(created.kind, Kind::Change(Change::Created(ref u)) if u.name().as_str() == "Ada")
         );
         assert_eq!(created.sequence_number.as_deref(), Some("100"));
+        let made = UNIX_EPOCH + Duration::from_secs_f64(1_732_062_200.9);
+        assert_eq!(created.changed_at, Some(made));
+        let minute = Duration::from_secs(60);
+        assert!(created.older_than(minute, made + 2 * minute));
+        assert!(!created.older_than(minute, made + minute / 2));
+        // A clock behind the stream's: the change is young.
+        assert!(!created.older_than(minute, made - minute));
+        assert!(Record::read(&json!({})).older_than(minute, made));
 
         let renamed = Record::read(&record(
             "MODIFY",

@@ -3,9 +3,11 @@
 //! against moto's EventBridge and SQS, read back from a queue a rule on the bus fills.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use users_tests::events::{Events, feed, invoke, open_stream};
+use users::events::publisher::GIVE_UP_AGE;
+use users_tests::events::{Events, changed_ago, feed, invoke, open_stream};
 use users_tests::process::FunctionProcess;
 use users_tests::{App, EventBuilder, Function, read_event, workspace_root};
 use xtask::fault_proxy::Fault;
@@ -30,6 +32,14 @@ fn sequence_number(record: &Value) -> &str {
 
 fn batch(records: &[Value]) -> Value {
     json!({ "Records": records })
+}
+
+/// A change young enough to be retried by Lambda when it cannot be published.
+const YOUNG: Duration = Duration::from_secs(60);
+
+/// A change too old to wait for another retry: the function keeps it in the dead-letter queue.
+fn old() -> Duration {
+    GIVE_UP_AGE + Duration::from_secs(120)
 }
 
 fn no_failures() -> Value {
@@ -335,8 +345,8 @@ async fn entries_rejected_inside_a_successful_call_are_sent_again() {
 async fn an_entry_that_keeps_failing_is_reported_at_its_record_and_nothing_after_it_is_sent() {
     let events = Events::new().await;
     let (proxy, publisher) = events.behind_fault_proxy().await;
-    let mixed = stream_event("mixed-batch");
-    let all = records(&mixed);
+    let all = changed_ago(&records_of("mixed-batch"), YOUNG);
+    let mixed = batch(&all);
     let ada = all[3]["dynamodb"]["NewImage"]["id"]["S"]
         .as_str()
         .expect("ada's id")
@@ -383,7 +393,7 @@ async fn an_endpoint_that_keeps_failing_fails_the_batch_at_its_first_event() {
     let (proxy, publisher) = events.behind_fault_proxy().await;
     proxy.inject(Some("PutEvents"), Fault::internal_server_error(), None);
     let internal = records(&stream_event("internal-item"));
-    let create = records(&stream_event("create"));
+    let create = changed_ago(&records_of("create"), YOUNG);
     let records = [internal, create.clone()].concat();
     let answer = invoke(&publisher, &batch(&records)).await;
     assert_eq!(answer, Ok(failure_at(&create[0])));
@@ -402,6 +412,111 @@ async fn an_endpoint_that_keeps_failing_fails_the_batch_at_its_first_event() {
 
 fn records_of(name: &str) -> Vec<Value> {
     records(&stream_event(name))
+}
+
+#[tokio::test]
+async fn a_change_still_not_published_at_the_give_up_age_is_dead_lettered_and_the_batch_moves_on() {
+    let events = Events::new().await;
+    let (proxy, publisher) = events.behind_fault_proxy().await;
+    proxy.inject(Some("PutEvents"), Fault::internal_server_error(), None);
+    let create = changed_ago(&records_of("create"), old());
+    let delete = changed_ago(&records_of("delete"), old());
+    let answer = invoke(
+        &publisher,
+        &batch(&[create.clone(), delete.clone()].concat()),
+    )
+    .await;
+    assert_eq!(answer, Ok(no_failures()));
+    assert_eq!(events.delivered(0).await, Vec::<Value>::new());
+    let letters = events.dead_letters(2).await;
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    let letter = |detail_type: &str| {
+        letters
+            .iter()
+            .find(|letter| letter["event"]["detail-type"] == detail_type)
+            .unwrap_or_else(|| panic!("no {detail_type} letter in {letters:?}"))
+    };
+    let created = letter("UserCreated");
+    assert_eq!(
+        created["stream_record"]["sequence_number"],
+        sequence_number(&create[0])
+    );
+    assert!(
+        created["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.starts_with("not published within 50 minutes")),
+        "{created}"
+    );
+    assert_eq!(created["event"]["detail"]["user"]["name"], "Ada Lovelace");
+    // The erasure's letter is its event: ids and version only, no name and no email.
+    let deleted = letter("UserDeleted");
+    assert_eq!(
+        deleted["stream_record"]["sequence_number"],
+        sequence_number(&delete[0])
+    );
+    assert_eq!(deleted["version"], 4);
+    let detail = deleted["event"]["detail"].as_object().expect("a detail");
+    let mut fields: Vec<&str> = detail.keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["event_id", "occurred_at", "user_id", "version"]);
+    let text = deleted.to_string();
+    for personal in ["Ada", "Lovelace", "King", "example.com"] {
+        assert!(!text.contains(personal), "{personal} in {text}");
+    }
+
+    // A young change is still Lambda's to retry: reported, not dead-lettered.
+    let young = changed_ago(&records_of("name-change"), YOUNG);
+    let answer = invoke(&publisher, &batch(&young)).await;
+    assert_eq!(answer, Ok(failure_at(&young[0])));
+    assert_eq!(events.dead_letters(0).await, Vec::<Value>::new());
+
+    // An old one the queue cannot take either is reported as well.
+    proxy.inject(Some("SendMessage"), Fault::internal_server_error(), None);
+    let answer = invoke(&publisher, &batch(&create)).await;
+    assert_eq!(answer, Ok(failure_at(&create[0])));
+    assert_eq!(events.delivered(0).await, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn a_user_s_later_changes_follow_an_old_change_only_once_it_is_dead_lettered() {
+    let events = Events::new().await;
+    let (proxy, publisher) = events.behind_fault_proxy().await;
+    let all = changed_ago(&records_of("mixed-batch"), old());
+    let ada = all[3]["dynamodb"]["NewImage"]["id"]["S"]
+        .as_str()
+        .expect("ada's id")
+        .to_owned();
+    proxy.inject(
+        Some("PutEvents"),
+        Fault::RejectEntries {
+            containing: format!("{ada}-v2"),
+            code: "InternalFailure".into(),
+        },
+        None,
+    );
+    let answer = invoke(&publisher, &batch(&all)).await;
+    assert_eq!(answer, Ok(no_failures()));
+    let letters = events.dead_letters(1).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["event_id"], format!("{ada}-v2"));
+    let delivered = summary(&events.delivered(5).await);
+    let ada_versions: Vec<u64> = delivered
+        .iter()
+        .filter(|(_, user, _)| user == &ada)
+        .map(|(_, _, v)| *v)
+        .collect();
+    assert_eq!(ada_versions, [1, 3, 4]);
+    // Ada's v3 went out in a call after the last attempt at her v2.
+    let calls = calls(&proxy.requests(Some("PutEvents")));
+    let last_v2 = calls
+        .iter()
+        .rposition(|call| call.contains(&(ada.clone(), 2)))
+        .expect("v2 was sent");
+    let v3 = calls
+        .iter()
+        .position(|call| call.contains(&(ada.clone(), 3)))
+        .expect("v3 was sent");
+    assert!(last_v2 < v3, "{calls:?}");
 }
 
 #[tokio::test]
