@@ -45,8 +45,21 @@ pub fn cursor_key() -> Result<CursorKey, ConfigError> {
 }
 
 /// The AWS SDK configuration of this execution environment ([`sdk::from_env`]); refuses to
-/// start without a region.
+/// start without a region or a source of credentials.
 pub async fn sdk() -> Result<SdkConfig, ConfigError> {
+    // Credentials are fetched at the first request, not in init; but without a source for them
+    // every request would fail.
+    let sources = [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    ];
+    if sources
+        .iter()
+        .all(|name| std::env::var_os(name).is_none_or(|v| v.is_empty()))
+    {
+        return Err(ConfigError::Missing("AWS_ACCESS_KEY_ID"));
+    }
     let config = sdk::from_env().await;
     if config.region().is_none() {
         return Err(ConfigError::Missing("AWS_REGION"));

@@ -106,8 +106,10 @@ fn http_client(custom_https: bool) -> SharedHttpClient {
 
 /// Whether the environment points any service at an `https://` endpoint of its own.
 fn custom_https_endpoint() -> bool {
-    std::env::vars().any(|(name, value)| {
-        (name == "AWS_ENDPOINT_URL" || name.starts_with("AWS_ENDPOINT_URL_")) && is_https(&value)
+    std::env::vars_os().any(|(name, value)| {
+        let name = name.to_string_lossy();
+        (name == "AWS_ENDPOINT_URL" || name.starts_with("AWS_ENDPOINT_URL_"))
+            && is_https(&value.to_string_lossy())
     })
 }
 

@@ -102,6 +102,11 @@ impl Fault {
         Self::error(500, INTERNAL_SERVER_ERROR)
     }
 
+    /// The credentials the request was signed with have expired.
+    pub fn expired_token() -> Self {
+        Self::error(400, "com.amazon.coral.service#ExpiredTokenException")
+    }
+
     pub fn service_unavailable() -> Self {
         Self::error(
             503,

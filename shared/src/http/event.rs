@@ -28,8 +28,8 @@ pub struct Request {
 }
 
 /// Header names and values as API Gateway sends them: names lowercased, repeated headers joined
-/// with commas into one value. A list of values, as payload 1.0's `multiValueHeaders` has
-/// them, is joined the same way; a `null` is no header.
+/// with commas into one value. A list of values (which hand-made events hold) is joined the
+/// same way; a `null` is no header.
 #[derive(Debug, Clone, Default)]
 pub struct Headers(HashMap<String, String>);
 
@@ -37,19 +37,19 @@ impl<'de> Deserialize<'de> for Headers {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
-        enum Value {
+        enum Raw {
             One(String),
             Many(Vec<String>),
-            Other(serde_json::Value),
+            Other(Value),
         }
-        let raw = HashMap::<String, Value>::deserialize(deserializer)?;
+        let raw = HashMap::<String, Raw>::deserialize(deserializer)?;
         let headers = raw
             .into_iter()
             .filter_map(|(name, value)| match value {
-                Value::One(value) => Some((name, value)),
-                Value::Many(values) => Some((name, values.join(","))),
-                Value::Other(serde_json::Value::Null) => None,
-                Value::Other(other) => Some((name, other.to_string())),
+                Raw::One(value) => Some((name, value)),
+                Raw::Many(values) => Some((name, values.join(","))),
+                Raw::Other(Value::Null) => None,
+                Raw::Other(other) => Some((name, other.to_string())),
             })
             .collect();
         Ok(Self(headers))

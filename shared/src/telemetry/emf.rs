@@ -39,7 +39,8 @@ pub mod metric {
 static COLLECTOR: OnceLock<&'static Collector> = OnceLock::new();
 
 /// Held while one request's metrics are recorded and written, so that no other request's land
-/// in its documents, whatever the runtime's threads.
+/// in its documents, whatever the runtime's threads. (What is recorded outside any request goes
+/// to the collector at once, and into whichever documents are written next.)
 static FLUSH: Mutex<()> = Mutex::new(());
 
 tokio::task_local! {
@@ -82,7 +83,6 @@ fn keep(name: &'static str, labels: &[(&'static str, &str)], value: Value) {
     if PENDING.try_with(|_| ()).is_ok() {
         PENDING.with(|pending| pending.borrow_mut().push(sample));
     } else {
-        // Outside a request (at start-up, say): recorded at once, for the next flush.
         record(sample);
     }
 }
@@ -152,15 +152,16 @@ pub(super) fn init() {
     );
 }
 
-/// Writes the metrics recorded since the last flush as EMF documents on stdout, each carrying
+/// Writes what was recorded outside any request (at start-up, say), at shutdown.
+pub fn flush_metrics() {
+    let _one_at_a_time = FLUSH.lock().unwrap_or_else(PoisonError::into_inner);
+    write(None);
+}
+
+/// Writes the metrics recorded since the last write as EMF documents on stdout, each carrying
 /// `request_id` as the property `requestId` (not a dimension: it would make a metric per request),
 /// as every log line of the request does, and the `level` and `timestamp` that keep it through
 /// Lambda's log level filter.
-pub fn flush_metrics(request_id: Option<&str>) {
-    let _one_at_a_time = FLUSH.lock().unwrap_or_else(PoisonError::into_inner);
-    write(request_id);
-}
-
 fn write(request_id: Option<&str>) {
     let Some(collector) = COLLECTOR.get() else {
         return;

@@ -92,7 +92,7 @@ pub fn cold_start() -> bool {
 /// the process exits. Call during init, before the runtime starts.
 pub async fn flush_on_shutdown() {
     lambda_runtime::spawn_graceful_shutdown_handler(|| async {
-        flush_metrics(None);
+        flush_metrics();
         tracing::info!("shutting down");
     })
     .await;

@@ -104,6 +104,17 @@ async fn throttling_is_a_503_that_writes_nothing() {
     assert_served_again(&app, &store).await;
 }
 
+/// Refreshed container credentials, or a new execution environment, sign the retry anew.
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_credentials_are_a_503_that_writes_nothing() {
+    let app = App::new().await;
+    let (proxy, store) = app.behind_fault_proxy().await;
+    proxy.inject(None, Fault::expired_token(), None);
+    assert_every_answer_is_unavailable(&app, &store).await;
+    proxy.clear();
+    assert_served_again(&app, &store).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dynamodb_server_errors_are_503s_that_write_nothing() {
     let app = App::new().await;
