@@ -65,12 +65,14 @@ def environments():
 
 
 def sync_stacks():
-    """The stack each environment's `sam sync` would update."""
+    """The stack each environment's `sam sync --config-env` would update: its sync section's, or
+    without one, the environment's global stack name."""
     config = tomllib.loads((ROOT / "samconfig.toml").read_text())
     stacks = {}
     for name, commands in config.items():
-        if isinstance(commands, dict) and "sync" in commands:
-            stacks[name] = commands["sync"]["parameters"].get("stack_name") or commands.get("global", {}).get("parameters", {}).get("stack_name")
+        if isinstance(commands, dict):
+            sync = commands.get("sync", {}).get("parameters", {})
+            stacks[name] = sync.get("stack_name") or commands.get("global", {}).get("parameters", {}).get("stack_name")
     return stacks
 
 
