@@ -44,9 +44,17 @@ pub fn cursor_key() -> Result<CursorKey, ConfigError> {
     }
 }
 
+/// What every function does first in init: logs and metrics set up, the flush on shutdown
+/// registered, then the AWS SDK configuration of the execution environment loaded ([`sdk`]).
+pub async fn start() -> Result<SdkConfig, ConfigError> {
+    crate::telemetry::init();
+    crate::telemetry::flush_on_shutdown().await;
+    sdk().await
+}
+
 /// The AWS SDK configuration of this execution environment ([`sdk::from_env`]); refuses to
 /// start without a region or a source of credentials.
-pub async fn sdk() -> Result<SdkConfig, ConfigError> {
+async fn sdk() -> Result<SdkConfig, ConfigError> {
     // Credentials are fetched at the first request, not in init; but without a source for them
     // every request would fail.
     let sources = [

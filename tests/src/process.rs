@@ -135,15 +135,9 @@ impl FunctionProcess {
 
     /// Hands `event` to the process and decodes the API Gateway response it posts back.
     pub async fn invoke(&self, event: &Value) -> Reply {
-        let outcome = self
-            .api
-            .invoke(event.to_string(), TIMEOUT + Duration::from_secs(5))
-            .await
-            .expect("the function answers");
-        let Outcome::Response(body) = outcome else {
-            panic!("the function failed: {outcome:?}");
-        };
-        decode(serde_json::from_slice(&body).expect("an API Gateway response"))
+        decode(
+            serde_json::from_value(self.invoke_json(event).await).expect("an API Gateway response"),
+        )
     }
 
     /// Hands `event` to the process and returns the JSON it posts back.

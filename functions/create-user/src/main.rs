@@ -9,9 +9,7 @@ use users::clock::SystemClock;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    users::telemetry::init();
-    users::telemetry::flush_on_shutdown().await;
-    let sdk = users::config::sdk().await?;
+    let sdk = users::config::start().await?;
     // One for the execution environment, shared by the requests it serves at once.
     let store: &_ = Box::leak(Box::new(users::config::store(&sdk)?));
     lambda_runtime::run_concurrent(service_fn(move |event| {

@@ -8,9 +8,7 @@ use lambda_http::{Error, lambda_runtime, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    users::telemetry::init();
-    users::telemetry::flush_on_shutdown().await;
-    let sdk = users::config::sdk().await?;
+    let sdk = users::config::start().await?;
     // One for the execution environment, shared by the requests it serves at once.
     let store: &_ = Box::leak(Box::new(users::config::store(&sdk)?));
     let cursor_key: &_ = Box::leak(Box::new(users::config::cursor_key()?));

@@ -8,9 +8,7 @@ use lambda_runtime::{Error, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    users::telemetry::init();
-    users::telemetry::flush_on_shutdown().await;
-    let sdk = users::config::sdk().await?;
+    let sdk = users::config::start().await?;
     let publisher = users::events::publisher(&sdk)?;
     lambda_runtime::run(service_fn(|event| {
         users::events::publish(&publisher, event)

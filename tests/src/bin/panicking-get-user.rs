@@ -39,9 +39,7 @@ impl UserStore for PanicsOnOneId {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    users::telemetry::init();
-    users::telemetry::flush_on_shutdown().await;
-    let sdk = users::config::sdk().await?;
+    let sdk = users::config::start().await?;
     let store = PanicsOnOneId(users::config::store(&sdk)?);
     lambda_runtime::run(service_fn(|event| users::handlers::get_user(&store, event))).await
 }

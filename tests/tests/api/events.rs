@@ -10,7 +10,7 @@ use users::events::publisher::GIVE_UP_AGE;
 use users_tests::events::{Events, changed_ago, feed, invoke, open_stream};
 use users_tests::process::FunctionProcess;
 use users_tests::{App, EventBuilder, Function, read_event, workspace_root};
-use xtask::fault_proxy::Fault;
+use xtask::fault_proxy::{Fault, FaultProxy};
 
 fn stream_event(name: &str) -> Value {
     read_event(
@@ -347,18 +347,7 @@ async fn an_entry_that_keeps_failing_is_reported_at_its_record_and_nothing_after
     let (proxy, publisher) = events.behind_fault_proxy().await;
     let all = changed_ago(&records_of("mixed-batch"), YOUNG);
     let mixed = batch(&all);
-    let ada = all[3]["dynamodb"]["NewImage"]["id"]["S"]
-        .as_str()
-        .expect("ada's id")
-        .to_owned();
-    proxy.inject(
-        Some("PutEvents"),
-        Fault::RejectEntries {
-            containing: format!("{ada}-v2"),
-            code: "InternalFailure".into(),
-        },
-        None,
-    );
+    let ada = reject_adas_second_version(&proxy, &all);
     let answer = invoke(&publisher, &mixed).await;
     assert_eq!(answer, Ok(failure_at(&all[3])));
     // Grace's rename shared the failing call and was published; ada's later changes were not.
@@ -482,18 +471,7 @@ async fn a_user_s_later_changes_follow_an_old_change_only_once_it_is_dead_letter
     let events = Events::new().await;
     let (proxy, publisher) = events.behind_fault_proxy().await;
     let all = changed_ago(&records_of("mixed-batch"), old());
-    let ada = all[3]["dynamodb"]["NewImage"]["id"]["S"]
-        .as_str()
-        .expect("ada's id")
-        .to_owned();
-    proxy.inject(
-        Some("PutEvents"),
-        Fault::RejectEntries {
-            containing: format!("{ada}-v2"),
-            code: "InternalFailure".into(),
-        },
-        None,
-    );
+    let ada = reject_adas_second_version(&proxy, &all);
     let answer = invoke(&publisher, &batch(&all)).await;
     assert_eq!(answer, Ok(no_failures()));
     let letters = events.dead_letters(1).await;
@@ -561,4 +539,22 @@ async fn an_erasure_leaves_no_name_and_no_email_in_what_the_function_writes_or_s
             "{personal} in:\n{everything}"
         );
     }
+}
+
+/// Has EventBridge reject, with a retryable code, every entry of the second version of Ada, the
+/// user of the mixed batch's fourth record; returns her id.
+fn reject_adas_second_version(proxy: &FaultProxy, records: &[Value]) -> String {
+    let ada = records[3]["dynamodb"]["NewImage"]["id"]["S"]
+        .as_str()
+        .expect("ada's id")
+        .to_owned();
+    proxy.inject(
+        Some("PutEvents"),
+        Fault::RejectEntries {
+            containing: format!("{ada}-v2"),
+            code: "InternalFailure".into(),
+        },
+        None,
+    );
+    ada
 }
