@@ -1,6 +1,6 @@
 //! The local run's events: the users table's stream fed to publish-events under
-//! `cargo lambda watch`, as Lambda's event source mapping would feed it, and what reaches the
-//! bus (moto's) printed in the terminal.
+//! `cargo lambda watch` in batches shaped as the event source mapping's (a simple stand-in: no
+//! bisection or retry limit), and what reaches the bus (moto's) printed in the terminal.
 
 use std::time::Duration;
 

@@ -27,12 +27,27 @@ impl DeadLetters {
         self.client
             .send_message()
             .queue_url(&self.queue_url)
-            .message_body(letter.to_string())
+            .message_body(sqs_safe(&letter.to_string()))
             .send()
             .await
             .map(|_| ())
             .map_err(|error| DisplayErrorContext(error).to_string())
     }
+}
+
+/// The letter's JSON with every character SQS refuses in a message (U+FFFE and U+FFFF, which a
+/// name may hold; SQS takes `#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF`)
+/// written as a JSON escape: the same JSON, in characters SQS takes. serde_json already escapes
+/// the control characters; these can only stand inside strings.
+fn sqs_safe(json: &str) -> String {
+    json.chars()
+        .fold(String::with_capacity(json.len()), |mut safe, c| {
+            match c {
+                '\u{FFFE}' | '\u{FFFF}' => safe.push_str(&format!("\\u{:04x}", u32::from(c))),
+                c => safe.push(c),
+            }
+            safe
+        })
 }
 
 /// What the queue keeps of a record that cannot become an event: its ids, and the record itself
@@ -74,4 +89,17 @@ pub fn unpublished(event: &DomainEvent, reason: &str, sequence_number: Option<&s
             "detail": detail,
         })),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn characters_sqs_refuses_are_escaped_and_the_json_is_the_same() {
+        let letter = json!({"name": "Ada\u{FFFE}\u{FFFF}\u{FFFD}"});
+        let safe = sqs_safe(&letter.to_string());
+        assert!(!safe.contains(['\u{FFFE}', '\u{FFFF}']), "{safe}");
+        assert_eq!(serde_json::from_str::<Value>(&safe).ok(), Some(letter));
+    }
 }
