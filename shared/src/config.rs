@@ -68,7 +68,7 @@ async fn sdk() -> Result<SdkConfig, ConfigError> {
     {
         return Err(ConfigError::Missing("AWS_ACCESS_KEY_ID"));
     }
-    let config = sdk::from_env().await;
+    let config = sdk::from_env().await?;
     if config.region().is_none() {
         return Err(ConfigError::Missing("AWS_REGION"));
     }

@@ -10,9 +10,10 @@
 //!   Lambda Managed Instances give), which the SDK's identity cache refreshes before expiry;
 //!   both are resolved at the first request, not in init;
 //! - **no profile files** (there are none in Lambda), no SSO, STS or instance metadata;
-//! - what `aws-config` reads from the environment besides: `AWS_ENDPOINT_URL` and
-//!   `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_USE_FIPS_ENDPOINT`, `AWS_USE_DUALSTACK_ENDPOINT`,
-//!   `AWS_MAX_ATTEMPTS` and `AWS_RETRY_MODE`.
+//! - what `aws-config`'s loader reads from the environment besides, read the same way:
+//!   `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>` (unless
+//!   `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`), `AWS_USE_FIPS_ENDPOINT`, `AWS_USE_DUALSTACK_ENDPOINT`,
+//!   `AWS_MAX_ATTEMPTS` and `AWS_RETRY_MODE`; an invalid value stops the function in init.
 
 use std::time::Duration;
 
@@ -26,8 +27,14 @@ use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 
+use aws_config::meta::region::ProvideRegion;
+use aws_config::retry::RetryMode;
 use aws_config::{BehaviorVersion, Region};
-use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+use aws_runtime::env_config::EnvConfigValue;
+use aws_types::os_shim_internal::Env;
+use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
+
+use crate::config::ConfigError;
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider, SharedHttpClient};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 
@@ -36,7 +43,12 @@ use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 const AMAZON_ROOTS: &[u8] = include_bytes!("amazon-trust-services.pem");
 
 /// The configuration of a deployed function, from the variables Lambda sets.
-pub async fn from_env() -> SdkConfig {
+///
+/// Built from aws-config's providers rather than its `ConfigLoader`, which would link every
+/// provider it falls back to (profile files, web identity and STS, instance metadata) though none
+/// of them runs here: the settings the loader would read from the environment are read the same
+/// way, through `aws-runtime`'s `EnvConfigValue`, without profile files.
+pub async fn from_env() -> Result<SdkConfig, ConfigError> {
     let http = http_client(custom_https_endpoint());
     let container = EcsCredentialsProvider::builder()
         .configure(&ProviderConfig::without_region().with_http_client(http.clone()))
@@ -46,24 +58,86 @@ pub async fn from_env() -> SdkConfig {
         EnvironmentVariableCredentialsProvider::new(),
     )
     .or_else("Container", container);
-    let config = aws_config::defaults(BehaviorVersion::latest())
+    let env = Env::real();
+    let mut retries = RetryConfig::standard();
+    if let Some(mode) = setting(&env, "AWS_RETRY_MODE", str::parse::<RetryMode>)? {
+        retries = retries.with_retry_mode(mode);
+    }
+    if let Some(attempts) = setting(&env, "AWS_MAX_ATTEMPTS", attempts)? {
+        retries = retries.with_max_attempts(attempts);
+    }
+    let ignore_endpoints = setting(
+        &env,
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+        str::parse::<bool>,
+    )?
+    .unwrap_or(false);
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
         .http_client(http)
-        .region(EnvironmentVariableRegionProvider::new())
-        .credentials_provider(credentials)
-        // An empty configuration file in memory, so that none is looked for on disk.
-        .profile_files(
-            EnvConfigFiles::builder()
-                .with_contents(EnvConfigFileKind::Config, "")
-                .build(),
-        )
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
         .timeout_config(timeouts())
-        .load()
-        .await;
-    let retries = config
-        .retry_config()
-        .cloned()
-        .unwrap_or_else(RetryConfig::standard);
-    config.into_builder().retry_config(quick(retries)).build()
+        .retry_config(quick(retries))
+        .service_config(ServiceEndpoints {
+            ignore: ignore_endpoints,
+        });
+    config.set_region(EnvironmentVariableRegionProvider::new().region().await);
+    config.set_use_fips(setting(&env, "AWS_USE_FIPS_ENDPOINT", str::parse::<bool>)?);
+    config.set_use_dual_stack(setting(
+        &env,
+        "AWS_USE_DUALSTACK_ENDPOINT",
+        str::parse::<bool>,
+    )?);
+    if !ignore_endpoints {
+        config.set_endpoint_url(setting(&env, "AWS_ENDPOINT_URL", |url| {
+            Ok::<_, std::convert::Infallible>(url.to_owned())
+        })?);
+    }
+    Ok(config.build())
+}
+
+/// The environment variable `name`, parsed; `None` when it is not set.
+fn setting<T, E: std::fmt::Display>(
+    env: &Env,
+    name: &'static str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<Option<T>, ConfigError> {
+    EnvConfigValue::new()
+        .env(name)
+        .load(env, None)
+        .map(|(value, _)| parse(value.trim()))
+        .transpose()
+        .map_err(|error| ConfigError::Invalid {
+            name,
+            reason: error.to_string(),
+        })
+}
+
+fn attempts(value: &str) -> Result<u32, String> {
+    match value.parse::<u32>() {
+        Ok(attempts @ 1..) => Ok(attempts),
+        _ => Err("not a whole number of attempts, 1 or more".into()),
+    }
+}
+
+/// Service-specific endpoints (`AWS_ENDPOINT_URL_DYNAMODB`, ...), read when each client is built,
+/// as aws-config's loader reads them, but from the environment only.
+#[derive(Debug)]
+struct ServiceEndpoints {
+    ignore: bool,
+}
+
+impl LoadServiceConfig for ServiceEndpoints {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        if self.ignore && key.env() == "AWS_ENDPOINT_URL" {
+            return None;
+        }
+        EnvConfigValue::new()
+            .env(key.env())
+            .service_id(key.service_id())
+            .load(&Env::real(), None)
+            .map(|(value, _)| value.into_owned())
+    }
 }
 
 /// The configuration of a client for a local server: fixed region and credentials, and the
