@@ -127,6 +127,15 @@ impl Events {
 
 /// Calls publish-events' handler with a stream event, as Lambda does, and returns its answer.
 pub async fn invoke(publisher: &Publisher, event: &Value) -> Result<Value, String> {
+    invoke_within(publisher, event, PUBLISH_TIMEOUT).await
+}
+
+/// As [`invoke`], with `time_left` until the invocation's deadline.
+pub async fn invoke_within(
+    publisher: &Publisher,
+    event: &Value,
+    time_left: Duration,
+) -> Result<Value, String> {
     let payload: StreamEvent =
         serde_json::from_value(event.clone()).expect("a DynamoDB stream event");
     let mut context = Context::default();
@@ -134,7 +143,7 @@ pub async fn invoke(publisher: &Publisher, event: &Value) -> Result<Value, Strin
         "test-{}",
         users::domain::UserId::generate(SystemTime::now())
     );
-    context.deadline = deadline_in(PUBLISH_TIMEOUT);
+    context.deadline = deadline_in(time_left);
     users::events::publish(publisher, LambdaEvent::new(payload, context))
         .await
         .map(|response| serde_json::to_value(response).expect("the answer serialises"))

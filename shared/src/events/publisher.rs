@@ -147,7 +147,7 @@ async fn publish_records(
                     "a stream record cannot become an event: dead-lettered"
                 );
                 let letter = dead_letter::malformed(malformed, sequence_number);
-                if !dead_letter(publisher, &letter, &mut tally).await {
+                if !dead_letter(publisher, &letter, deadline, &mut tally).await {
                     tally.failed_at = Some(first(&call).unwrap_or(index));
                     return tally;
                 }
@@ -162,7 +162,7 @@ async fn publish_records(
                 "the event is larger than 256 KB",
                 sequence_number,
             );
-            if !dead_letter(publisher, &letter, &mut tally).await {
+            if !dead_letter(publisher, &letter, deadline, &mut tally).await {
                 tally.failed_at = Some(first(&call).unwrap_or(index));
                 return tally;
             }
@@ -235,15 +235,25 @@ async fn send(
                 continue;
             }
         };
-        if !dead_letter(publisher, &letter, tally).await {
+        if !dead_letter(publisher, &letter, deadline, tally).await {
             failed = Some(*index);
         }
     }
     failed
 }
 
-/// Whether the letter reached the queue; counted if it did.
-async fn dead_letter(publisher: &Publisher, letter: &serde_json::Value, tally: &mut Tally) -> bool {
+/// Whether the letter reached the queue; counted if it did. Not sent when too little of the
+/// invocation is left for the call: the record is then reported, and Lambda retries from it.
+async fn dead_letter(
+    publisher: &Publisher,
+    letter: &serde_json::Value,
+    deadline: Option<Instant>,
+    tally: &mut Tally,
+) -> bool {
+    if !bus::time_for_a_call(deadline, Duration::ZERO) {
+        tracing::warn!("too little of the invocation is left to send a dead letter");
+        return false;
+    }
     match publisher.dead_letters.send(letter).await {
         Ok(()) => {
             tally.dead_lettered += 1;

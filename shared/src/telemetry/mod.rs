@@ -39,6 +39,9 @@ static COLD: AtomicBool = AtomicBool::new(true);
 pub fn init() {
     init_logs();
     emf::init();
+    // Where a panic happened, as an ERROR line of the request it cut short: Rust's own hook
+    // writes plain text to stderr, which Lambda counts as INFO and drops above it.
+    std::panic::set_hook(Box::new(|panic| tracing::error!(%panic, "panicked")));
 }
 
 fn init_logs() {

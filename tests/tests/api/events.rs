@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use users::events::publisher::GIVE_UP_AGE;
-use users_tests::events::{Events, changed_ago, feed, invoke, open_stream};
+use users_tests::events::{Events, changed_ago, feed, invoke, invoke_within, open_stream};
 use users_tests::process::FunctionProcess;
 use users_tests::{App, EventBuilder, Function, read_event, workspace_root};
 use xtask::fault_proxy::{Fault, FaultProxy};
@@ -397,6 +397,22 @@ async fn an_endpoint_that_keeps_failing_fails_the_batch_at_its_first_event() {
     let answer = invoke(&publisher, &batch(&malformed)).await;
     assert_eq!(answer, Ok(failure_at(&malformed[0])));
     assert_eq!(events.delivered(0).await, Vec::<Value>::new());
+}
+
+/// A dead letter is a call too: with less left of the invocation than a call may take, the
+/// record is reported for Lambda to retry rather than sent past the deadline.
+#[tokio::test]
+async fn with_too_little_time_left_a_dead_letter_waits_for_the_retry() {
+    let events = Events::new().await;
+    let malformed = records_of("malformed-record");
+    let answer = invoke_within(
+        &events.publisher(),
+        &batch(&malformed),
+        users::events::bus::CALL_BUDGET / 2,
+    )
+    .await;
+    assert_eq!(answer, Ok(failure_at(&malformed[0])));
+    assert_eq!(events.dead_letters(0).await, Vec::<Value>::new());
 }
 
 fn records_of(name: &str) -> Vec<Value> {

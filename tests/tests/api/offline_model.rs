@@ -152,6 +152,8 @@ struct Stack {
     deployment: Deployment,
     app: App,
     proxy: FaultProxy,
+    /// Every line Lambda kept of the functions' output so far.
+    kept: std::sync::Mutex<Vec<String>>,
 }
 
 impl Stack {
@@ -164,6 +166,7 @@ impl Stack {
             deployment,
             app,
             proxy,
+            kept: std::sync::Mutex::default(),
         }
     }
 
@@ -222,7 +225,11 @@ impl Stack {
         }
         for ((binary, _), process) in processes {
             let output = process.stop().await;
-            self.deployment.ingest(binary, &output, &mut metrics);
+            let kept = self.deployment.ingest(binary, &output, &mut metrics);
+            self.kept
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend(kept);
         }
         metrics
     }
@@ -369,6 +376,17 @@ async fn model(deployment: Deployment) {
         names(&firing),
         BTreeSet::from(["GetUserServerErrorsAlarm".to_owned()]),
         "{env}: panics"
+    );
+    // Where it panicked survives the level filter: an ERROR line, not Rust's plain-text hook.
+    let kept = stack
+        .kept
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    assert!(
+        kept.iter()
+            .any(|line| line.contains("\"level\":\"ERROR\"") && line.contains("panicked at")),
+        "{env}: no panic line kept"
     );
     judges_the_new_version(
         &stack,
