@@ -7,14 +7,14 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
-use lambda_http::{Context, LambdaEvent};
+use lambda_http::LambdaEvent;
 use serde_json::Value;
 use users::events::{Publisher, StreamEvent};
 use xtask::fault_proxy::FaultProxy;
 use xtask::moto::{self, Moto, Provisioned};
 use xtask::stream_feed::{Delivery, StreamFeed};
 
-use crate::{App, deadline_in};
+use crate::{App, deadline_in, invocation};
 
 /// The function timeout of publish-events in template.yaml.
 pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -138,12 +138,7 @@ pub async fn invoke_within(
 ) -> Result<Value, String> {
     let payload: StreamEvent =
         serde_json::from_value(event.clone()).expect("a DynamoDB stream event");
-    let mut context = Context::default();
-    context.request_id = format!(
-        "test-{}",
-        users::domain::UserId::generate(SystemTime::now())
-    );
-    context.deadline = deadline_in(time_left);
+    let context = invocation(deadline_in(time_left));
     users::events::publish(publisher, LambdaEvent::new(payload, context))
         .await
         .map(|response| serde_json::to_value(response).expect("the answer serialises"))

@@ -213,13 +213,7 @@ impl App {
     ) -> Reply {
         let request: Request =
             serde_json::from_value(event.clone()).expect("an API Gateway HTTP API event");
-        let mut context = Context::default();
-        context.request_id = format!(
-            "test-{}",
-            users::domain::UserId::generate(SystemTime::now())
-        );
-        context.deadline = deadline_ms;
-        let event = LambdaEvent::new(request, context);
+        let event = LambdaEvent::new(request, invocation(deadline_ms));
         let response = match function {
             Function::CreateUser => handlers::create_user(store, &self.clock, event).await,
             Function::GetUser => handlers::get_user(store, event).await,
@@ -306,6 +300,18 @@ impl App {
         items.sort();
         items
     }
+}
+
+/// The context Lambda gives an invocation: a request id of its own, and `deadline_ms`
+/// (milliseconds since the epoch).
+pub(crate) fn invocation(deadline_ms: u64) -> Context {
+    let mut context = Context::default();
+    context.request_id = format!(
+        "test-{}",
+        users::domain::UserId::generate(SystemTime::now())
+    );
+    context.deadline = deadline_ms;
+    context
 }
 
 /// The deadline of an invocation that has `time_left`.

@@ -1,9 +1,8 @@
 //! The official DynamoDB Local (Java), in memory on 127.0.0.1, stopped when dropped.
 
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
+use crate::local_server::{free_port, wait_until_listening};
 use crate::{Result, tools};
 
 pub struct DynamoDbLocal {
@@ -31,16 +30,7 @@ impl DynamoDbLocal {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = local.child.try_wait()? {
-                return Err(format!("DynamoDB Local exited: {status}").into());
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                return Err("DynamoDB Local did not listen within 60 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until_listening(&mut local.child, port, "DynamoDB Local")?;
         Ok(local)
     }
 }
@@ -50,10 +40,4 @@ impl Drop for DynamoDbLocal {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }

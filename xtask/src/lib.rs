@@ -6,6 +6,7 @@ pub mod dynamodb_local;
 pub mod embedded;
 pub mod events_feed;
 pub mod fault_proxy;
+mod local_server;
 pub mod moto;
 pub mod runtime_api;
 pub mod stream_feed;

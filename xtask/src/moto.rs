@@ -2,12 +2,12 @@
 //! tests and the local run. A bus with a rule that sends the service's events to a queue lets
 //! them be read back; a second queue stands for the dead-letter queue.
 
-use std::net::TcpStream;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_eventbridge::types::Target;
 
+use crate::local_server::{free_port, wait_until_listening};
 use crate::{Result, tools};
 
 /// moto's account, in the ARNs it makes.
@@ -25,9 +25,7 @@ pub struct Moto {
 impl Moto {
     pub fn start() -> Result<Self> {
         let bin = tools::moto()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = free_port()?;
         // The shell stops moto when its standard input closes: at this process's end, even
         // one that never runs a destructor.
         let mut child = Command::new("sh")
@@ -47,16 +45,7 @@ impl Moto {
             _lifeline: lifeline,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = moto.child.try_wait()? {
-                return Err(format!("moto exited: {status}").into());
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                return Err("moto did not listen within 60 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until_listening(&mut moto.child, port, "moto")?;
         Ok(moto)
     }
 }
