@@ -14,15 +14,15 @@ use crate::domain::UserId;
 use crate::http::{self, ApiError, ListQuery, Reply, Request, Resource, Response};
 use crate::idempotency::Idempotent;
 use crate::service::{self, CreateContext};
-use crate::store::{ClaimStore, UserStore};
+use crate::store::UserStore;
 use crate::telemetry;
 
 pub async fn create_user(
-    store: &(impl UserStore + ClaimStore),
+    store: &impl UserStore,
     clock: &impl Clock,
     event: LambdaEvent<Request>,
 ) -> Result<Response, Infallible> {
-    let work = create(store, clock, &event.payload, &event.context);
+    let work = create(store, clock, &event.payload);
     Ok(serve(&event, work).await)
 }
 
@@ -94,10 +94,9 @@ async fn serve(
 }
 
 async fn create(
-    store: &(impl UserStore + ClaimStore),
+    store: &impl UserStore,
     clock: &impl Clock,
     request: &Request,
-    context: &Context,
 ) -> Result<Reply, ApiError> {
     let Resource::CreateUser = http::route(request)? else {
         return Err(ApiError::RouteNotFound);
@@ -111,9 +110,6 @@ async fn create(
     };
     let context = CreateContext {
         now: clock.now(),
-        // The claim ends when this request's work is given up, so a request cut off at its
-        // deadline leaves no claim that outlives its answer.
-        time_left: work_budget(context).unwrap_or(FUNCTION_TIMEOUT),
         idempotency: key.as_ref().map(|key| Idempotent {
             key,
             caller: caller.as_deref(),

@@ -37,27 +37,22 @@ pub struct Idempotent<'a> {
     pub body: &'a [u8],
 }
 
-/// What a create with an idempotency key asks the store for.
+/// The record a create with an idempotency key writes in the same transaction as its user,
+/// so that the key is taken exactly when the user is created: one round trip, and nothing to
+/// release when the create fails.
 #[derive(Debug, Clone)]
 pub struct ClaimRequest {
     /// The key, scoped to the caller, as stored.
     pub scoped_key: String,
     /// SHA-256 of the decoded body: a retry must send the same bytes.
     pub fingerprint: String,
-    /// The user this request will create; it also identifies the claim's holder.
+    /// The user this request creates.
     pub user: UserId,
-    /// When an unfinished claim stops blocking the key: the invocation's deadline.
-    pub in_flight_until: SystemTime,
     pub now: SystemTime,
 }
 
 impl ClaimRequest {
-    pub fn new(
-        request: Idempotent<'_>,
-        user: UserId,
-        in_flight_until: SystemTime,
-        now: SystemTime,
-    ) -> Self {
+    pub fn new(request: Idempotent<'_>, user: UserId, now: SystemTime) -> Self {
         let scope = request
             .caller
             .map_or_else(|| "anonymous".to_owned(), |sub| hex(&Sha256::digest(sub)));
@@ -65,44 +60,33 @@ impl ClaimRequest {
             scoped_key: format!("{scope}#{}", request.key.as_str()),
             fingerprint: hex(&Sha256::digest(request.body)),
             user,
-            in_flight_until,
             now,
         }
     }
 
-    pub fn claim(&self) -> Claim {
-        Claim {
-            scoped_key: self.scoped_key.clone(),
-            user: self.user,
-        }
+    /// When the record stops counting.
+    pub fn expires_at(&self) -> SystemTime {
+        self.now + RETENTION
     }
 }
 
-/// A key this request holds until it completes or releases it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claim {
-    pub scoped_key: String,
-    /// The user the holder creates: only the holder can complete or release the claim.
-    pub user: UserId,
-}
-
+/// What a create whose key is held by a record gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOutcome {
+    /// The record is this request's own: its write landed, though its answer was lost.
     Claimed,
     /// The key completed earlier for this user; `same_body` says whether with this body.
-    Completed {
-        user: UserId,
-        same_body: bool,
-    },
+    Completed { user: UserId, same_body: bool },
     /// The first request with this key is still running.
-    InProgress {
-        retry_after: Duration,
-    },
+    InProgress { retry_after: Duration },
     /// The key was used with a different body by a request still running.
     Reused,
 }
 
-/// Whether a stored record's request is still running or has created its user.
+/// Whether a stored record's request is still running or has created its user. Records are
+/// written completed, with their user; `in_progress` ones are written by the earlier release
+/// of this service (a claim taken before the create), which may serve beside this one while a
+/// deployment shifts traffic, and are honoured until their deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimState {
     InProgress,
@@ -115,12 +99,13 @@ pub struct ClaimRecord {
     pub fingerprint: String,
     pub state: ClaimState,
     pub user: UserId,
+    /// When an `in_progress` record stops blocking its key.
     pub in_flight_until: SystemTime,
     /// When the record stops counting, whether or not DynamoDB's TTL has deleted it yet.
     pub expires_at: SystemTime,
 }
 
-/// What a claim that found a record in its way does next.
+/// What a create that found a record in its way does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// The record is gone, expired or a dead request's: try to take the key again.
@@ -129,20 +114,21 @@ pub enum Decision {
     Answer(ClaimOutcome),
 }
 
-/// Decides, from the record that blocked a claim (`None` if it vanished since), what the
-/// claiming request gets.
+/// Decides, from the record that blocked a create (`None` if it vanished since), what the
+/// creating request gets.
 pub fn decide(record: Option<&ClaimRecord>, request: &ClaimRequest) -> Decision {
     let Some(record) = record.filter(|r| r.expires_at >= request.now) else {
         return Decision::TakeOver;
     };
+    if record.user == request.user {
+        return Decision::Answer(ClaimOutcome::Claimed);
+    }
     let same_body = record.fingerprint == request.fingerprint;
     Decision::Answer(match record.state {
         ClaimState::Completed => ClaimOutcome::Completed {
             user: record.user,
             same_body,
         },
-        // Our own write, answered late: an SDK retry of the put found it in place.
-        ClaimState::InProgress if record.user == request.user => ClaimOutcome::Claimed,
         ClaimState::InProgress if record.in_flight_until < request.now => {
             return Decision::TakeOver;
         }
@@ -187,12 +173,7 @@ mod tests {
     fn request(key: &IdempotencyKey, caller: Option<&str>, body: &[u8]) -> ClaimRequest {
         let now = SystemTime::now();
         let idempotent = Idempotent { key, caller, body };
-        ClaimRequest::new(
-            idempotent,
-            UserId::generate(now),
-            now + Duration::from_secs(9),
-            now,
-        )
+        ClaimRequest::new(idempotent, UserId::generate(now), now)
     }
 
     #[test]

@@ -3,8 +3,8 @@
 use std::time::{Duration, SystemTime};
 
 use crate::domain::{NewUser, Precondition, User, UserId, UserPatch};
-use crate::idempotency::{ClaimOutcome, ClaimRequest, Idempotent};
-use crate::store::{ClaimStore, Page, StoreError, UserStore};
+use crate::idempotency::{self, ClaimOutcome, ClaimRequest, Decision, Idempotent};
+use crate::store::{Page, StoreError, UserStore};
 use crate::telemetry::{self, metric};
 
 /// Reads of fresh state for a write that found the user changed since it read it, or for a
@@ -34,24 +34,28 @@ impl From<StoreError> for ServiceError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::EmailTaken => Self::EmailTaken,
+            // The first request with the key is committing: its answer comes within moments.
+            StoreError::KeyBusy => Self::InProgress {
+                retry_after: Duration::from_secs(1),
+            },
             other => Self::Store(other),
         }
     }
 }
 
-/// The service's idempotency policy for a create: `time_left` is how long this request's work
-/// may run, and so how long its key blocks retries if the request dies.
+/// A create's inputs besides the new user: when it happens and its idempotency key, if any.
 #[derive(Debug, Clone, Copy)]
 pub struct CreateContext<'a> {
     pub now: SystemTime,
-    pub time_left: Duration,
     pub idempotency: Option<Idempotent<'a>>,
 }
 
 /// Stores a new user; with an idempotency key, a retry of a completed request returns the user
-/// it created instead (as that user is now), and a failure releases the key.
+/// it created instead (as that user is now). The key's record is written in the same
+/// transaction as the user, so a first create is one round trip and a failed one leaves
+/// nothing behind.
 pub async fn create_user(
-    store: &(impl UserStore + ClaimStore),
+    store: &impl UserStore,
     new: NewUser,
     context: CreateContext<'_>,
 ) -> Result<User, ServiceError> {
@@ -61,57 +65,35 @@ pub async fn create_user(
         telemetry::count(metric::USERS_CREATED, &[], 1);
         return Ok(user);
     };
-    let request = ClaimRequest::new(
-        idempotency,
-        user.id(),
-        context.now + context.time_left,
-        context.now,
-    );
-    if let Some(earlier) = claim(store, &request).await? {
-        return Ok(earlier);
-    }
-    let claim = request.claim();
-    let user = user.created_by(&claim.scoped_key);
-    match store.insert(&user, Some(&claim)).await {
-        Ok(()) => {
-            telemetry::count(metric::USERS_CREATED, &[], 1);
-            Ok(user)
-        }
-        Err(StoreError::ClaimLost) => Err(ServiceError::Store(StoreError::ClaimLost)),
-        Err(error) => {
-            // If the insert did commit after all, the claim is completed and this is a no-op;
-            // if the release fails, the claim still expires at the invocation's deadline.
-            if let Err(release) = store.release(&claim).await {
-                tracing::warn!(error = %release, "could not release an idempotency claim");
-            }
-            Err(error.into())
-        }
-    }
-}
-
-/// Takes the request's key: `None` when this request may create its user, the user of the
-/// earlier request with this key and body when it completed.
-async fn claim(
-    store: &(impl UserStore + ClaimStore),
-    request: &ClaimRequest,
-) -> Result<Option<User>, ServiceError> {
+    let request = ClaimRequest::new(idempotency, user.id(), context.now);
+    let user = user.created_by(&request.scoped_key);
     for _ in 0..ATTEMPTS {
-        let (user, same_body) = match store.claim(request).await? {
-            ClaimOutcome::Claimed => return Ok(None),
-            ClaimOutcome::Completed { user, same_body } => (user, same_body),
-            ClaimOutcome::InProgress { retry_after } => {
+        let record = match store.insert(&user, Some(&request)).await {
+            Ok(()) => {
+                telemetry::count(metric::USERS_CREATED, &[], 1);
+                return Ok(user);
+            }
+            Err(StoreError::KeyHeld(record)) => record,
+            Err(error) => return Err(error.into()),
+        };
+        let (earlier, same_body) = match idempotency::decide(record.as_ref(), &request) {
+            Decision::TakeOver => continue,
+            // An SDK retry of this very write found it in place.
+            Decision::Answer(ClaimOutcome::Claimed) => return Ok(user),
+            Decision::Answer(ClaimOutcome::Completed { user, same_body }) => (user, same_body),
+            Decision::Answer(ClaimOutcome::InProgress { retry_after }) => {
                 return Err(ServiceError::InProgress { retry_after });
             }
-            ClaimOutcome::Reused => return Err(ServiceError::KeyReused),
+            Decision::Answer(ClaimOutcome::Reused) => return Err(ServiceError::KeyReused),
         };
-        match store.get(user).await? {
+        match store.get(earlier).await? {
             Some(_) if !same_body => return Err(ServiceError::KeyReused),
-            Some(user) => {
+            Some(earlier) => {
                 telemetry::count(metric::IDEMPOTENT_REPLAYS, &[], 1);
-                return Ok(Some(user));
+                return Ok(earlier);
             }
             // Erased outside the API: the key is free, whatever body it was used with.
-            None => store.forget(&request.scoped_key, user).await?,
+            None => store.forget(&request.scoped_key, earlier).await?,
         }
     }
     Err(ServiceError::Contended("the idempotency record"))

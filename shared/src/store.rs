@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use crate::domain::{User, UserId};
-use crate::idempotency::{Claim, ClaimOutcome, ClaimRequest};
+use crate::idempotency::{ClaimRecord, ClaimRequest};
 
 /// One page of users, newest first; `more` is true exactly when older users follow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,8 +16,12 @@ pub struct Page {
 pub enum StoreError {
     #[error("the email belongs to another user")]
     EmailTaken,
-    #[error("the idempotency claim was taken over by another request")]
-    ClaimLost,
+    /// A live record holds the create's idempotency key (`None`: one did, but it is gone).
+    #[error("the idempotency key is held by an earlier request")]
+    KeyHeld(Option<ClaimRecord>),
+    /// Another request with the same idempotency key is writing right now.
+    #[error("another request with the idempotency key is being written")]
+    KeyBusy,
     /// The user changed or vanished since it was read: read it again.
     #[error("the user changed since it was read")]
     Stale,
@@ -43,12 +47,13 @@ pub trait UserStore: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Page, StoreError>> + Send;
 
-    /// Stores the user and reserves its email in one atomic write; with a claim, also marks
-    /// the claim completed in that same write.
+    /// Stores the user and reserves its email in one atomic write; with a claim, also writes
+    /// the record of its idempotency key in that same write, unless a live record holds the
+    /// key ([`StoreError::KeyHeld`]).
     fn insert(
         &self,
         user: &User,
-        claim: Option<&Claim>,
+        claim: Option<&ClaimRequest>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Replaces `current` by `next`, its next version, if `current` is still the stored
@@ -63,21 +68,9 @@ pub trait UserStore: Send + Sync {
     /// that made it, in one atomic write, if `user` is still the stored version (else
     /// [`StoreError::Stale`]).
     fn delete(&self, user: &User) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
 
-/// The idempotency records of creates.
-pub trait ClaimStore: Send + Sync {
-    /// Takes an idempotency key for this request, or says why not.
-    fn claim(
-        &self,
-        request: &ClaimRequest,
-    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
-
-    /// Gives up a claim that did not complete, so a retry can run.
-    fn release(&self, claim: &Claim) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Removes the completed record of `scoped_key` if it still names `user`, whose user no
-    /// longer exists, so that the key is free again.
+    /// Removes the completed idempotency record of `scoped_key` if it still names `user`,
+    /// whose user no longer exists, so that the key is free again.
     fn forget(
         &self,
         scoped_key: &str,

@@ -15,6 +15,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::http::HeaderMap;
 use lambda_http::{Body, Context, LambdaEvent};
 use serde_json::Value;
@@ -23,7 +24,7 @@ use users::cursor::CursorKey;
 use users::domain::User;
 use users::dynamodb::{DynamoStore, Tables};
 use users::http::{Request, Response};
-use users::store::{ClaimStore, UserStore};
+use users::store::UserStore;
 use users::{handlers, idempotency};
 use xtask::fault_proxy::FaultProxy;
 
@@ -194,7 +195,7 @@ impl App {
     /// Invokes `function`'s handler on another store.
     pub async fn invoke_on(
         &self,
-        store: &(impl UserStore + ClaimStore),
+        store: &impl UserStore,
         function: Function,
         event: &Value,
     ) -> Reply {
@@ -206,7 +207,7 @@ impl App {
     /// since the epoch, as the Runtime API gives it.
     pub async fn invoke_with(
         &self,
-        store: &(impl UserStore + ClaimStore),
+        store: &impl UserStore,
         function: Function,
         event: &Value,
         deadline_ms: u64,
@@ -239,15 +240,15 @@ impl App {
             self.client
                 .delete_item()
                 .table_name(&self.tables.users)
-                .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
+                .key("pk", AttributeValue::S(pk))
                 .send()
                 .await
                 .expect("deleted outside the API");
         }
     }
 
-    /// Holds `event`'s idempotency key for its body for `time_left`, as a request still running
-    /// would.
+    /// Holds `event`'s idempotency key for its body for `time_left`, as a request of the earlier
+    /// release (which claimed a key before its create) still running would.
     pub async fn seed_in_flight(&self, event: &Value, time_left: Duration) {
         let key = event["headers"]["idempotency-key"]
             .as_str()
@@ -261,13 +262,25 @@ impl App {
             caller: None,
             body,
         };
-        let request = idempotency::ClaimRequest::new(idempotent, user, now + time_left, now);
-        let outcome = self
-            .store
-            .claim(&request)
+        let request = idempotency::ClaimRequest::new(idempotent, user, now);
+        let millis = |at: SystemTime| {
+            let since = at.duration_since(UNIX_EPOCH).expect("after 1970");
+            AttributeValue::N(since.as_millis().to_string())
+        };
+        let expires_at = request.expires_at().duration_since(UNIX_EPOCH);
+        let expires_at = expires_at.expect("after 1970").as_secs().to_string();
+        self.client
+            .put_item()
+            .table_name(&self.tables.idempotency)
+            .item("pk", AttributeValue::S(request.scoped_key))
+            .item("fingerprint", AttributeValue::S(request.fingerprint))
+            .item("state", AttributeValue::S("in_progress".into()))
+            .item("user_id", AttributeValue::S(user.to_string()))
+            .item("in_flight_until", millis(now + time_left))
+            .item("expires_at", AttributeValue::N(expires_at))
+            .send()
             .await
-            .expect("the claim is stored");
-        assert_eq!(outcome, idempotency::ClaimOutcome::Claimed);
+            .expect("the record is stored");
     }
 
     /// Every item of both tables, to prove what a request left behind.

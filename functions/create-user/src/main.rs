@@ -1,6 +1,6 @@
 //! `POST /users`.
 
-// The layout of the handler's future (service, claim and store calls nested in it) is deeper
+// The layout of the handler's future (service and store calls nested in it) is deeper
 // than the compiler's default query depth.
 #![recursion_limit = "256"]
 

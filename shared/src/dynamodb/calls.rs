@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, TransactWriteItem};
 use tracing::Instrument;
 use ulid::Ulid;
 
@@ -39,8 +39,12 @@ pub(super) enum Role {
 /// Why a transaction did not commit.
 #[derive(Debug)]
 pub(super) enum Cancelled {
-    /// The condition on this item failed: nothing was written.
-    Condition(Role),
+    /// The condition on this item failed: nothing was written. The item as it is, where the
+    /// write asked for it with `ReturnValuesOnConditionCheckFailure` and the server sent it.
+    Condition(Role, Option<Item>),
+    /// Another transaction is writing the idempotency record: another request with the same
+    /// key, which a retry within milliseconds would meet again.
+    RecordBusy,
     Store(StoreError),
 }
 
@@ -51,7 +55,7 @@ impl From<StoreError> for Cancelled {
 }
 
 /// Writes `items` in one `TransactWriteItems`, retrying twice when DynamoDB cancels it for a
-/// conflict with another transaction.
+/// conflict with another transaction on a user's or an email's item.
 pub(super) async fn transact(
     client: &Client,
     items: Vec<(Role, TransactWriteItem)>,
@@ -80,19 +84,35 @@ pub(super) async fn transact(
         else {
             return Err(failure(error).into());
         };
-        let reasons: Vec<(Role, &str)> = roles
+        let reasons: Vec<(Role, &CancellationReason)> = roles
             .iter()
+            .copied()
             .zip(cancelled.cancellation_reasons())
-            .map(|(role, reason)| (*role, reason.code().unwrap_or("None")))
             .collect();
-        let with = |code: &str| reasons.iter().find(|(_, c)| *c == code).map(|(r, _)| *r);
-        if let Some(role) = with("ConditionalCheckFailed") {
-            return Err(Cancelled::Condition(role));
+        let with = |code: &str| {
+            reasons
+                .iter()
+                .find(|(_, reason)| reason.code() == Some(code))
+        };
+        let on = |role: Role, code: &str| {
+            reasons
+                .iter()
+                .find(|(r, reason)| *r == role && reason.code() == Some(code))
+        };
+        // The record's refusal first: a retry of a completed create also finds its email taken.
+        if let Some((role, reason)) = on(Role::IdempotencyRecord, "ConditionalCheckFailed")
+            .or_else(|| with("ConditionalCheckFailed"))
+        {
+            return Err(Cancelled::Condition(*role, reason.item.clone()));
         }
         if with("ValidationError").is_some() {
             return Err(StoreError::Refused(Box::new(error)).into());
         }
-        if with("TransactionConflict").is_some() && attempt < CONFLICT_ATTEMPTS {
+        if on(Role::IdempotencyRecord, "TransactionConflict").is_some() {
+            return Err(Cancelled::RecordBusy);
+        }
+        let conflict = with("TransactionConflict");
+        if conflict.is_some() && attempt < CONFLICT_ATTEMPTS {
             tokio::time::sleep(CONFLICT_BACKOFF * attempt).await;
             attempt += 1;
             continue;

@@ -1,116 +1,70 @@
-//! Idempotency records: the conditional writes that take, release and forget a key. What a
-//! claim that meets an existing record gets is [`idempotency::decide`]'s, on the record that
-//! DynamoDB returns with the refusal: one round trip.
+//! Idempotency records: the put that takes a key in a create's transaction, the read of a
+//! record that blocked one, and the delete that frees a key whose user is gone.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use aws_sdk_dynamodb::error::BuildError;
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 
 use super::DynamoStore;
-use super::calls::{condition_failed, failure, read, timed, transaction_in_progress};
+use super::calls::{condition_failed, failure, read, timed};
 use super::item::{COMPLETED, IN_PROGRESS, Item, claim_from_item, millis, n, s};
 use crate::domain::UserId;
-use crate::idempotency::{
-    self, Claim, ClaimOutcome, ClaimRecord, ClaimRequest, Decision, RETENTION,
-};
-use crate::store::{ClaimStore, StoreError};
+use crate::idempotency::{ClaimRecord, ClaimRequest};
+use crate::store::StoreError;
 
-/// Rounds of taking a key whose record expired or was deleted in between.
-const ROUNDS: usize = 3;
-
-impl ClaimStore for DynamoStore {
-    async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
+impl DynamoStore {
+    /// Writes the completed record of `request`'s key, unless a live record holds the key:
+    /// one that has not expired (DynamoDB's TTL deletes late), or an `in_progress` one of the
+    /// earlier release whose request may still be running. The record that blocks the put comes
+    /// back with the cancellation, which spares a read; it holds no personal data, only a
+    /// fingerprint and a user id.
+    pub(super) fn take_key(&self, request: &ClaimRequest) -> Result<TransactWriteItem, BuildError> {
         let now_ms = millis(request.now);
-        let expires_at = (request.now + RETENTION)
+        let expires_at = request
+            .expires_at()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        for _ in 0..ROUNDS {
-            let put = timed(
-                "PutItem",
-                self.client
-                    .put_item()
-                    .table_name(&self.tables.idempotency)
-                    .item("pk", s(&request.scoped_key))
-                    .item("fingerprint", s(&request.fingerprint))
-                    .item("state", s(IN_PROGRESS))
-                    .item("user_id", s(request.user.to_string()))
-                    .item("in_flight_until", n(millis(request.in_flight_until)))
-                    .item("expires_at", n(expires_at))
-                    .condition_expression(
-                        "attribute_not_exists(pk) OR expires_at < :now_s \
-                         OR (#state = :in_progress AND in_flight_until < :now_ms)",
-                    )
-                    .expression_attribute_names("#state", "state")
-                    .expression_attribute_values(":now_s", n(now_ms / 1000))
-                    .expression_attribute_values(":now_ms", n(now_ms))
-                    .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-                    // The record that blocks the claim comes back with the refusal, which spares
-                    // a read. It holds no personal data, only a fingerprint and a user id.
-                    .return_values_on_condition_check_failure(
-                        ReturnValuesOnConditionCheckFailure::AllOld,
-                    )
-                    .send(),
+        let put = Put::builder()
+            .table_name(&self.tables.idempotency)
+            .item("pk", s(&request.scoped_key))
+            .item("fingerprint", s(&request.fingerprint))
+            .item("state", s(COMPLETED))
+            .item("user_id", s(request.user.to_string()))
+            .item("expires_at", n(expires_at))
+            .condition_expression(
+                "attribute_not_exists(pk) OR expires_at < :now_s \
+                 OR (#state = :in_progress AND in_flight_until < :now_ms)",
             )
-            .await;
-            let record = match put {
-                Ok(_) => return Ok(ClaimOutcome::Claimed),
-                Err(error) if condition_failed(&error) => match blocking_record(&error) {
-                    Some(item) => Some(claim_from_item(item)?),
-                    // A server that does not return it: read it.
-                    None => self.read_record(&request.scoped_key).await?,
-                },
-                // The first request with this key is committing its create right now.
-                Err(error) if transaction_in_progress(&error) => {
-                    return Ok(ClaimOutcome::InProgress {
-                        retry_after: Duration::from_secs(1),
-                    });
-                }
-                Err(error) => return Err(failure(error)),
-            };
-            match idempotency::decide(record.as_ref(), request) {
-                Decision::Answer(outcome) => return Ok(outcome),
-                Decision::TakeOver => {}
-            }
-        }
-        Err(StoreError::Unavailable(
-            "the idempotency record kept changing".into(),
-        ))
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":now_s", n(now_ms / 1000))
+            .expression_attribute_values(":now_ms", n(now_ms))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
-        self.delete_record(&claim.scoped_key, IN_PROGRESS, claim.user)
-            .await
-    }
-
-    async fn forget(&self, scoped_key: &str, user: UserId) -> Result<(), StoreError> {
-        self.delete_record(scoped_key, COMPLETED, user).await
-    }
-}
-
-/// The item a refused `PutItem` returned with its `ConditionalCheckFailedException`.
-fn blocking_record(error: &SdkError<PutItemError, HttpResponse>) -> Option<&Item> {
-    match error.as_service_error()? {
-        PutItemError::ConditionalCheckFailedException(refusal) => refusal.item(),
-        _ => None,
-    }
-}
-
-impl DynamoStore {
-    async fn read_record(&self, scoped_key: &str) -> Result<Option<ClaimRecord>, StoreError> {
-        let item = read(&self.client, &self.tables.idempotency, s(scoped_key)).await?;
+    /// The record that refused a create's put: the one the cancellation carried, else (from a
+    /// server that does not return it) as read now.
+    pub(super) async fn blocking_record(
+        &self,
+        scoped_key: &str,
+        returned: Option<Item>,
+    ) -> Result<Option<ClaimRecord>, StoreError> {
+        let item = match returned.filter(|item| !item.is_empty()) {
+            Some(item) => Some(item),
+            None => read(&self.client, &self.tables.idempotency, s(scoped_key)).await?,
+        };
         item.as_ref().map(claim_from_item).transpose()
     }
 
-    /// Deletes the record of `scoped_key` if it is still in `state` for `user`; if it is not,
-    /// someone else holds the key now, and nothing of this request's is left to delete.
-    async fn delete_record(
+    /// Deletes the completed record of `scoped_key` if it still names `user`; if it does not,
+    /// someone else holds the key now, and nothing is left to delete.
+    pub(super) async fn forget_record(
         &self,
         scoped_key: &str,
-        state: &str,
         user: UserId,
     ) -> Result<(), StoreError> {
         let result = timed(
@@ -121,7 +75,7 @@ impl DynamoStore {
                 .key("pk", s(scoped_key))
                 .condition_expression("#state = :state AND user_id = :user")
                 .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":state", s(state))
+                .expression_attribute_values(":state", s(COMPLETED))
                 .expression_attribute_values(":user", s(user.to_string()))
                 .send(),
         )

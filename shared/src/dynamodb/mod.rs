@@ -10,9 +10,10 @@
 //!   the change of its email), with `attribute_not_exists(pk)`, so two users can never share an
 //!   email, however they race.
 //!
-//! Idempotency table (key `pk` = `<caller scope>#<key>`): `fingerprint`, `state`
-//! (`in_progress`/`completed`), `user_id`, `in_flight_until` (ms), and `expires_at` (s, the
-//! table's TTL attribute). Expiry is checked on read, as DynamoDB deletes expired items late.
+//! Idempotency table (key `pk` = `<caller scope>#<key>`): `fingerprint`, `state` (`completed`;
+//! `in_progress` with `in_flight_until` (ms) from the earlier release), `user_id`, and
+//! `expires_at` (s, the table's TTL attribute). Written in the create's own transaction. Expiry
+//! is checked on read, as DynamoDB deletes expired items late.
 //!
 //! Every write that must not half-happen is one `TransactWriteItems`, and every write of a user
 //! is conditioned on the version that was read, so a concurrent change is never overwritten.

@@ -8,12 +8,10 @@ use super::calls::{
     CONFLICT_BACKOFF, Cancelled, Role, condition_failed, failure, read, timed, transact,
     transaction_in_progress,
 };
-use super::item::{
-    COMPLETED, IN_PROGRESS, Item, LISTING, email_key, n, s, user_from_item, user_item, user_key,
-};
+use super::item::{Item, LISTING, email_key, n, s, user_from_item, user_item, user_key};
 use super::{DynamoStore, LISTING_INDEX};
 use crate::domain::{User, UserId, Version};
-use crate::idempotency::Claim;
+use crate::idempotency::ClaimRequest;
 use crate::store::{Page, StoreError, UserStore};
 
 impl UserStore for DynamoStore {
@@ -60,15 +58,24 @@ impl UserStore for DynamoStore {
         Ok(Page { users, more })
     }
 
-    async fn insert(&self, user: &User, claim: Option<&Claim>) -> Result<(), StoreError> {
+    async fn insert(&self, user: &User, claim: Option<&ClaimRequest>) -> Result<(), StoreError> {
         let items = self.insert_items(user, claim).map_err(refused)?;
         match transact(&self.client, items).await {
             Ok(()) => Ok(()),
-            Err(Cancelled::Condition(Role::Email)) => Err(StoreError::EmailTaken),
-            Err(Cancelled::Condition(Role::IdempotencyRecord)) => Err(StoreError::ClaimLost),
-            Err(Cancelled::Condition(role)) => Err(StoreError::Corrupt(format!(
+            Err(Cancelled::Condition(Role::IdempotencyRecord, returned)) => {
+                let Some(claim) = claim else {
+                    return Err(StoreError::Corrupt(
+                        "a record refused a keyless create".into(),
+                    ));
+                };
+                let record = self.blocking_record(&claim.scoped_key, returned).await?;
+                Err(StoreError::KeyHeld(record))
+            }
+            Err(Cancelled::Condition(Role::Email, _)) => Err(StoreError::EmailTaken),
+            Err(Cancelled::Condition(role, _)) => Err(StoreError::Corrupt(format!(
                 "a new user's {role:?} item already exists"
             ))),
+            Err(Cancelled::RecordBusy) => Err(StoreError::KeyBusy),
             Err(Cancelled::Store(error)) => Err(error),
         }
     }
@@ -107,12 +114,13 @@ impl UserStore for DynamoStore {
             .map_err(refused)?;
         match transact(&self.client, items).await {
             Ok(()) => Ok(()),
-            Err(Cancelled::Condition(Role::User)) => Err(StoreError::Stale),
-            Err(Cancelled::Condition(Role::NewEmail)) => Err(StoreError::EmailTaken),
-            Err(Cancelled::Condition(role)) => Err(StoreError::Corrupt(format!(
+            Err(Cancelled::Condition(Role::User, _)) => Err(StoreError::Stale),
+            Err(Cancelled::Condition(Role::NewEmail, _)) => Err(StoreError::EmailTaken),
+            Err(Cancelled::Condition(role, _)) => Err(StoreError::Corrupt(format!(
                 "the {role:?} item does not belong to user {}",
                 current.id()
             ))),
+            Err(Cancelled::RecordBusy) => Err(StoreError::KeyBusy),
             Err(Cancelled::Store(error)) => Err(error),
         }
     }
@@ -123,13 +131,16 @@ impl UserStore for DynamoStore {
             let items = self.erase_items(user, with_record).map_err(refused)?;
             match transact(&self.client, items).await {
                 Ok(()) => return Ok(()),
-                Err(Cancelled::Condition(Role::User)) => return Err(StoreError::Stale),
+                Err(Cancelled::Condition(Role::User, _)) => return Err(StoreError::Stale),
                 // The record's key now belongs to another create (its 24 hours are over): it
                 // keeps its record, and this user goes without.
-                Err(Cancelled::Condition(Role::IdempotencyRecord)) if with_record => {
+                Err(Cancelled::Condition(Role::IdempotencyRecord, _)) if with_record => {
                     with_record = false;
                 }
-                Err(Cancelled::Condition(role)) => {
+                // Another create is taking the key (its 24 hours are over): the same.
+                Err(Cancelled::RecordBusy) if with_record => with_record = false,
+                Err(Cancelled::RecordBusy) => return Err(StoreError::KeyBusy),
+                Err(Cancelled::Condition(role, _)) => {
                     return Err(StoreError::Corrupt(format!(
                         "the {role:?} item does not belong to user {}",
                         user.id()
@@ -139,40 +150,34 @@ impl UserStore for DynamoStore {
             }
         }
     }
+
+    async fn forget(&self, scoped_key: &str, user: UserId) -> Result<(), StoreError> {
+        self.forget_record(scoped_key, user).await
+    }
 }
 
 impl DynamoStore {
     fn insert_items(
         &self,
         user: &User,
-        claim: Option<&Claim>,
+        claim: Option<&ClaimRequest>,
     ) -> Result<Vec<(Role, TransactWriteItem)>, BuildError> {
         let put_user = Put::builder()
             .table_name(&self.tables.users)
             .set_item(Some(user_item(user)))
             .condition_expression("attribute_not_exists(pk)")
             .build()?;
-        let mut items = vec![
-            (
-                Role::User,
-                TransactWriteItem::builder().put(put_user).build(),
-            ),
-            (Role::Email, self.reserve_email(user)?),
-        ];
+        let mut items = Vec::with_capacity(3);
+        // The record first, so that its refusal is the one reported however a server reports
+        // several.
         if let Some(claim) = claim {
-            let complete = Update::builder()
-                .table_name(&self.tables.idempotency)
-                .key("pk", s(&claim.scoped_key))
-                .update_expression("SET #state = :completed")
-                .condition_expression("#state = :in_progress AND user_id = :user")
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":completed", s(COMPLETED))
-                .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-                .expression_attribute_values(":user", s(user.id().to_string()))
-                .build()?;
-            let complete = TransactWriteItem::builder().update(complete).build();
-            items.push((Role::IdempotencyRecord, complete));
+            items.push((Role::IdempotencyRecord, self.take_key(claim)?));
         }
+        items.push((
+            Role::User,
+            TransactWriteItem::builder().put(put_user).build(),
+        ));
+        items.push((Role::Email, self.reserve_email(user)?));
         Ok(items)
     }
 

@@ -25,7 +25,7 @@ impl UserStore for PanicsOnOneId {
     async fn insert(
         &self,
         user: &User,
-        claim: Option<&users::idempotency::Claim>,
+        claim: Option<&users::idempotency::ClaimRequest>,
     ) -> Result<(), StoreError> {
         self.0.insert(user, claim).await
     }
@@ -34,6 +34,9 @@ impl UserStore for PanicsOnOneId {
     }
     async fn delete(&self, user: &User) -> Result<(), StoreError> {
         self.0.delete(user).await
+    }
+    async fn forget(&self, scoped_key: &str, user: UserId) -> Result<(), StoreError> {
+        self.0.forget(scoped_key, user).await
     }
 }
 

@@ -14,7 +14,7 @@ use users::domain::{User, UserId, Version};
 use users::dynamodb::DynamoStore;
 use users::handlers;
 use users::http::{Request, Response};
-use users::idempotency::Claim;
+use users::idempotency::ClaimRequest;
 use users::store::{Page, StoreError, UserStore};
 use users_tests::{App, EventBuilder, Function, Reply, deadline_in};
 
@@ -326,7 +326,7 @@ impl UserStore for OtherWritesFirst {
     async fn list(&self, before: Option<UserId>, limit: usize) -> Result<Page, StoreError> {
         self.store.list(before, limit).await
     }
-    async fn insert(&self, user: &User, claim: Option<&Claim>) -> Result<(), StoreError> {
+    async fn insert(&self, user: &User, claim: Option<&ClaimRequest>) -> Result<(), StoreError> {
         self.store.insert(user, claim).await
     }
     async fn update(&self, current: &User, next: &User) -> Result<(), StoreError> {
@@ -341,6 +341,9 @@ impl UserStore for OtherWritesFirst {
     }
     async fn delete(&self, user: &User) -> Result<(), StoreError> {
         self.store.delete(user).await
+    }
+    async fn forget(&self, scoped_key: &str, user: UserId) -> Result<(), StoreError> {
+        self.store.forget(scoped_key, user).await
     }
 }
 

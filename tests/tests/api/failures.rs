@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use users::domain::{User, UserId};
 use users::dynamodb::{DynamoStore, Tables};
-use users::idempotency::{Claim, ClaimOutcome, ClaimRequest, IdempotencyKey, Idempotent};
-use users::store::{ClaimStore, Page, StoreError, UserStore};
+use users::idempotency::{self, ClaimOutcome, ClaimRequest, Decision, IdempotencyKey, Idempotent};
+use users::store::{Page, StoreError, UserStore};
 use users_tests::{App, EventBuilder, Function, Reply, deadline_in};
 
 use crate::replay::{ada, contract_violations};
@@ -106,7 +106,7 @@ impl UserStore for PanicsOnce {
     async fn list(&self, before: Option<UserId>, limit: usize) -> Result<Page, StoreError> {
         self.store.list(before, limit).await
     }
-    async fn insert(&self, user: &User, claim: Option<&Claim>) -> Result<(), StoreError> {
+    async fn insert(&self, user: &User, claim: Option<&ClaimRequest>) -> Result<(), StoreError> {
         self.store.insert(user, claim).await
     }
     async fn update(&self, current: &User, next: &User) -> Result<(), StoreError> {
@@ -114,15 +114,6 @@ impl UserStore for PanicsOnce {
     }
     async fn delete(&self, user: &User) -> Result<(), StoreError> {
         self.store.delete(user).await
-    }
-}
-
-impl ClaimStore for PanicsOnce {
-    async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
-        self.store.claim(request).await
-    }
-    async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
-        self.store.release(claim).await
     }
     async fn forget(&self, scoped_key: &str, user: UserId) -> Result<(), StoreError> {
         self.store.forget(scoped_key, user).await
@@ -147,7 +138,7 @@ async fn a_panic_is_a_500_and_the_next_request_is_served() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_claim_retried_after_a_lost_answer_is_still_ours() {
+async fn a_create_retried_after_a_lost_answer_finds_its_own_record() {
     let app = App::new().await;
     let key = IdempotencyKey::parse(b"lost-answer").expect("a valid key");
     let now = SystemTime::now();
@@ -156,21 +147,28 @@ async fn a_claim_retried_after_a_lost_answer_is_still_ours() {
         caller: None,
         body: b"{}",
     };
-    let request_for =
-        |user| ClaimRequest::new(idempotent, user, now + Duration::from_secs(10), now);
-    let mine = request_for(UserId::generate(now));
+    let user = ada();
+    let mine = ClaimRequest::new(idempotent, user.id(), now);
+    let user = user.created_by(&mine.scoped_key);
+    app.store.insert(&user, Some(&mine)).await.expect("created");
+    // The same write again, as a retry whose first answer was lost (after the 10 minutes in
+    // which DynamoDB recognises a transaction's token) would send it.
+    let Err(StoreError::KeyHeld(record)) = app.store.insert(&user, Some(&mine)).await else {
+        panic!("the key's record did not refuse the second write");
+    };
     assert_eq!(
-        app.store.claim(&mine).await.expect("claims"),
-        ClaimOutcome::Claimed
+        idempotency::decide(record.as_ref(), &mine),
+        Decision::Answer(ClaimOutcome::Claimed),
+        "the record is this request's own"
     );
-    let retried = app.store.claim(&mine).await.expect("claims");
+    let other = ClaimRequest::new(idempotent, UserId::generate(now), now);
     assert_eq!(
-        retried,
-        ClaimOutcome::Claimed,
-        "the SDK's retry of the same put"
+        idempotency::decide(record.as_ref(), &other),
+        Decision::Answer(ClaimOutcome::Completed {
+            user: user.id(),
+            same_body: true
+        })
     );
-    let other = app.store.claim(&request_for(UserId::generate(now))).await;
-    assert!(matches!(other, Ok(ClaimOutcome::InProgress { .. })));
 }
 
 #[tokio::test(flavor = "multi_thread")]

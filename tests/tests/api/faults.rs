@@ -2,11 +2,9 @@
 //! gets `503 unavailable` with `retry-after`, nothing is left half-written (checked on the server
 //! itself, past the proxy), and the same store serves again as soon as the fault clears.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
-use users::clock::Clock;
 use users::dynamodb::DynamoStore;
 use users_tests::{App, EventBuilder, Function, Reply, deadline_in};
 use xtask::fault_proxy::Fault;
@@ -14,12 +12,6 @@ use xtask::fault_proxy::Fault;
 use crate::failures::{answers, assert_reveals_nothing};
 
 const TRANSACT: Option<&str> = Some("TransactWriteItems");
-
-fn millis(at: SystemTime) -> u128 {
-    at.duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_millis()
-}
 
 fn keyed_create(key: &str) -> Value {
     EventBuilder::create(r#"{"name": "Ada", "email": "ada@example.com"}"#)
@@ -128,7 +120,7 @@ async fn dynamodb_server_errors_are_503s_that_write_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_write_that_fails_after_its_claim_releases_the_key() {
+async fn a_create_that_fails_leaves_its_key_free() {
     let app = App::new().await;
     let (proxy, store) = app.behind_fault_proxy().await;
     proxy.inject(TRANSACT, Fault::throttling(), None);
@@ -138,7 +130,7 @@ async fn a_write_that_fails_after_its_claim_releases_the_key() {
     assert_unavailable(&reply);
     assert!(
         app.snapshot().await.is_empty(),
-        "the claim taken before the write was released"
+        "the key's record is written with the user or not at all"
     );
     proxy.clear();
     assert_served_again(&app, &store).await;
@@ -266,29 +258,12 @@ async fn a_request_cut_off_at_its_deadline_leaves_nothing_that_outlives_its_answ
         )
         .await;
     assert_unavailable(&cut_off);
-    let answered_ms = millis(app.clock.now());
-    let claims = app
-        .client
-        .scan()
-        .table_name(&app.tables.idempotency)
-        .send()
-        .await
-        .expect("the keys scan");
-    let [claim] = claims.items() else {
-        panic!("one claim: {claims:?}");
-    };
-    let Some(AttributeValue::N(in_flight_until)) = claim.get("in_flight_until") else {
-        panic!("a claim with its end: {claim:?}");
-    };
-    let in_flight_until: u128 = in_flight_until.parse().expect("milliseconds");
     assert!(
-        in_flight_until <= answered_ms,
-        "the claim ended {} ms after the answer",
-        in_flight_until - answered_ms
+        app.snapshot().await.is_empty(),
+        "nothing written, the key's record included"
     );
     proxy.clear();
-    // A client that waits the `retry-after` it was given finds the key free.
-    app.clock.advance(Duration::from_secs(1));
+    // A client that retries at once finds the key free.
     let retry = app
         .invoke_on(&store, Function::CreateUser, &keyed_create("cut-off"))
         .await;
@@ -301,19 +276,13 @@ async fn a_request_cut_off_at_its_deadline_leaves_nothing_that_outlives_its_answ
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_claim_that_meets_the_first_request_committing_is_request_in_progress() {
+async fn a_create_that_meets_the_first_request_committing_is_request_in_progress() {
     let app = App::new().await;
     let (proxy, store) = app.behind_fault_proxy().await;
-    // DynamoDB answers the claim's put so while the first request's create, which completes
-    // the same record, is in flight; the SDK does not retry it.
-    let conflict = Fault::Error(xtask::fault_proxy::ErrorAnswer {
-        status: 400,
-        body: serde_json::json!({
-            "__type": "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
-            "message": "Transaction is ongoing for the item",
-        }),
-    });
-    proxy.inject(Some("PutItem"), conflict, Some(1));
+    // DynamoDB cancels the transaction so while the first request with the key, whose
+    // transaction writes the same record, is committing; the record is the first item.
+    let conflict = Fault::transaction_cancelled(&["TransactionConflict", "None", "None"]);
+    proxy.inject(TRANSACT, conflict, Some(1));
     let event = keyed_create("committing");
     let reply = app.invoke_on(&store, Function::CreateUser, &event).await;
     assert_eq!(

@@ -1,5 +1,6 @@
 //! How many DynamoDB calls a request costs, counted on the wire by the proxy in front of the
-//! server: a claim that meets an existing record reads it from the refusal, not in a second call.
+//! server: a first create is one transaction, key or no key, and a create that meets its key's
+//! record reads that record from the cancellation, not in a call of its own.
 
 use std::time::Duration;
 
@@ -13,7 +14,22 @@ fn keyed_create(key: &str) -> Value {
 }
 
 #[tokio::test]
-async fn a_replay_costs_the_refused_claim_and_the_read_of_the_user() {
+async fn a_first_create_is_one_transaction_with_or_without_a_key() {
+    let app = App::new().await;
+    let (proxy, store) = app.behind_fault_proxy().await;
+    let keyed = app
+        .invoke_on(&store, Function::CreateUser, &keyed_create("one-call"))
+        .await;
+    assert_eq!(keyed.status, 201, "{}", keyed.body);
+    assert_eq!(proxy.operations(), ["TransactWriteItems"]);
+    let plain = EventBuilder::create(r#"{"name": "Bo", "email": "bo@example.com"}"#).build();
+    let plain = app.invoke_on(&store, Function::CreateUser, &plain).await;
+    assert_eq!(plain.status, 201, "{}", plain.body);
+    assert_eq!(proxy.operations(), ["TransactWriteItems"; 2]);
+}
+
+#[tokio::test]
+async fn a_replay_costs_the_refused_transaction_and_the_read_of_the_user() {
     let app = App::new().await;
     let (proxy, store) = app.behind_fault_proxy().await;
     let event = keyed_create("round-trips-replay");
@@ -24,11 +40,14 @@ async fn a_replay_costs_the_refused_claim_and_the_read_of_the_user() {
     let replay = app.invoke_on(&store, Function::CreateUser, &event).await;
 
     assert_eq!((replay.status, &replay.body), (201, &first.body));
-    assert_eq!(proxy.operations()[before..], ["PutItem", "GetItem"]);
+    assert_eq!(
+        proxy.operations()[before..],
+        ["TransactWriteItems", "GetItem"]
+    );
 }
 
 #[tokio::test]
-async fn a_retry_during_the_first_request_costs_one_call() {
+async fn a_retry_while_the_first_request_runs_costs_one_call() {
     let app = App::new().await;
     let (proxy, store) = app.behind_fault_proxy().await;
     let event = keyed_create("round-trips-in-flight");
@@ -37,5 +56,5 @@ async fn a_retry_during_the_first_request_costs_one_call() {
     let retry = app.invoke_on(&store, Function::CreateUser, &event).await;
 
     assert_eq!(retry.code(), Some("request_in_progress"), "{}", retry.body);
-    assert_eq!(proxy.operations(), ["PutItem"]);
+    assert_eq!(proxy.operations(), ["TransactWriteItems"]);
 }
