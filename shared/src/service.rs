@@ -2,9 +2,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::domain::{NewUser, Precondition, User, UserId, UserPatch};
+use crate::domain::{NewUser, Precondition, User, UserId, UserPatch, change_time};
 use crate::idempotency::{self, ClaimOutcome, ClaimRequest, Decision, Idempotent};
-use crate::store::{Page, StoreError, UserStore};
+use crate::store::{Page, Renamed, StoreError, UserStore};
 use crate::telemetry::{self, metric};
 
 /// Reads of fresh state for a write that found the user changed since it read it, or for a
@@ -111,9 +111,10 @@ pub async fn list_users(
     Ok(store.list(before, limit).await?)
 }
 
-/// Applies `patch` to the user as it is now, if it meets `precondition`. A write that finds
-/// the user changed since it was read starts again from fresh state (never overwriting the
-/// other change), a bounded number of times.
+/// Applies `patch` to the user as it is now, if it meets `precondition`. A change of the name
+/// alone is one conditional write, whose refusal carries the user it found; anything else reads
+/// the user first. A write that finds the user changed since it was read starts again from fresh
+/// state (never overwriting the other change), a bounded number of times.
 pub async fn update_user(
     store: &impl UserStore,
     id: UserId,
@@ -121,8 +122,23 @@ pub async fn update_user(
     precondition: Option<&Precondition>,
     now: SystemTime,
 ) -> Result<User, ServiceError> {
+    let mut found = None;
+    if let (Some(name), Some(updated_at)) = (patch.name_only(), change_time(now)) {
+        match store.rename(id, name, &updated_at, precondition).await {
+            Ok(Renamed::Done(user)) => {
+                telemetry::count(metric::USERS_UPDATED, &[], 1);
+                return Ok(user);
+            }
+            Ok(Renamed::Refused(user)) => found = Some(user),
+            Err(StoreError::Stale) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
     for _ in 0..ATTEMPTS {
-        let current = current(store, id, precondition).await?;
+        let current = match found.take() {
+            Some(user) => meeting(user, precondition)?,
+            None => current(store, id, precondition).await?,
+        };
         let Some(next) = current.patched(patch, now) else {
             return Ok(current);
         };
@@ -158,14 +174,18 @@ pub async fn delete_user(
     Err(ServiceError::Contended("the user"))
 }
 
-/// The user as stored now, if it meets `precondition`: `404` before `412`, as the contract
-/// orders them.
+/// The user as stored now, if it meets `precondition`.
 async fn current(
     store: &impl UserStore,
     id: UserId,
     precondition: Option<&Precondition>,
 ) -> Result<User, ServiceError> {
-    let user = store.get(id).await?.ok_or(ServiceError::NotFound)?;
+    meeting(store.get(id).await?, precondition)
+}
+
+/// The user found, if it meets `precondition`: `404` before `412`, as the contract orders them.
+fn meeting(user: Option<User>, precondition: Option<&Precondition>) -> Result<User, ServiceError> {
+    let user = user.ok_or(ServiceError::NotFound)?;
     match precondition {
         Some(precondition) if !precondition.holds_for(user.version()) => {
             Err(ServiceError::PreconditionFailed)

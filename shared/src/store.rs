@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use crate::domain::{User, UserId};
+use crate::domain::{Precondition, User, UserId, UserName};
 use crate::idempotency::{ClaimRecord, ClaimRequest};
 
 /// One page of users, newest first; `more` is true exactly when older users follow.
@@ -36,6 +36,16 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// What a rename in one conditional write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Renamed {
+    /// The user as renamed.
+    Done(User),
+    /// The condition did not hold: the user as stored (`None`: no such user), for the caller
+    /// to decide on.
+    Refused(Option<User>),
+}
+
 pub trait UserStore: Send + Sync {
     /// A strongly consistent read.
     fn get(&self, id: UserId) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
@@ -63,6 +73,18 @@ pub trait UserStore: Send + Sync {
         current: &User,
         next: &User,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Renames user `id` to `name` at `updated_at` as its next version, in one conditional
+    /// write, if it exists, meets `precondition`, has another name, and was last changed before
+    /// `updated_at`. [`StoreError::Stale`] when it cannot tell in one write: a transaction was
+    /// writing the user, or the precondition names no version or more than a condition can.
+    fn rename(
+        &self,
+        id: UserId,
+        name: &UserName,
+        updated_at: &str,
+        precondition: Option<&Precondition>,
+    ) -> impl Future<Output = Result<Renamed, StoreError>> + Send;
 
     /// Erases the user, its email's reservation and the idempotency record of the create
     /// that made it, in one atomic write, if `user` is still the stored version (else

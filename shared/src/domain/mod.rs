@@ -7,7 +7,7 @@ mod user_name;
 mod version;
 
 pub use email::Email;
-pub use user::{NewUser, StoredUser, User, UserPatch};
+pub use user::{NewUser, StoredUser, User, UserPatch, change_time};
 pub use user_id::UserId;
 pub use user_name::UserName;
 pub use version::{Precondition, Version};

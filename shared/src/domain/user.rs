@@ -25,6 +25,12 @@ impl UserPatch {
     pub fn new(name: Option<UserName>, email: Option<Email>) -> Option<Self> {
         (name.is_some() || email.is_some()).then_some(Self { name, email })
     }
+
+    /// The new name, when the patch names nothing else: a change that needs nothing of the
+    /// stored user but its version and name, which one conditional write can check.
+    pub fn name_only(&self) -> Option<&UserName> {
+        self.name.as_ref().filter(|_| self.email.is_none())
+    }
 }
 
 /// A stored user. Its `created_at` is the instant encoded in its id, to the millisecond.
@@ -169,6 +175,12 @@ impl User {
     pub fn idempotency_record(&self) -> Option<&str> {
         self.created_by.as_deref()
     }
+}
+
+/// The time of a change made at `now`, as stored and shown: RFC 3339 to the millisecond, in
+/// UTC, fixed-width, so that its text orders it. `None` past the year 9999.
+pub fn change_time(now: SystemTime) -> Option<String> {
+    rfc3339_millis(now)
 }
 
 /// `None` past the year 9999, which a ULID can encode but this format cannot.

@@ -21,6 +21,7 @@
 mod calls;
 mod claims;
 mod item;
+mod rename;
 mod users;
 
 use aws_sdk_dynamodb::Client;

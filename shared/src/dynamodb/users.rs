@@ -10,9 +10,9 @@ use super::calls::{
 };
 use super::item::{Item, LISTING, email_key, n, s, user_from_item, user_item, user_key};
 use super::{DynamoStore, LISTING_INDEX};
-use crate::domain::{User, UserId, Version};
+use crate::domain::{Precondition, User, UserId, UserName, Version};
 use crate::idempotency::ClaimRequest;
-use crate::store::{Page, StoreError, UserStore};
+use crate::store::{Page, Renamed, StoreError, UserStore};
 
 impl UserStore for DynamoStore {
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
@@ -149,6 +149,16 @@ impl UserStore for DynamoStore {
                 Err(Cancelled::Store(error)) => return Err(error),
             }
         }
+    }
+
+    async fn rename(
+        &self,
+        id: UserId,
+        name: &UserName,
+        updated_at: &str,
+        precondition: Option<&Precondition>,
+    ) -> Result<Renamed, StoreError> {
+        self.rename_user(id, name, updated_at, precondition).await
     }
 
     async fn forget(&self, scoped_key: &str, user: UserId) -> Result<(), StoreError> {

@@ -5,9 +5,9 @@
 #![recursion_limit = "256"]
 
 use lambda_http::{Error, lambda_runtime, service_fn};
-use users::domain::{User, UserId};
+use users::domain::{Precondition, User, UserId, UserName};
 use users::dynamodb::DynamoStore;
-use users::store::{Page, StoreError, UserStore};
+use users::store::{Page, Renamed, StoreError, UserStore};
 
 struct PanicsOnOneId(DynamoStore);
 
@@ -34,6 +34,15 @@ impl UserStore for PanicsOnOneId {
     }
     async fn delete(&self, user: &User) -> Result<(), StoreError> {
         self.0.delete(user).await
+    }
+    async fn rename(
+        &self,
+        id: UserId,
+        name: &UserName,
+        updated_at: &str,
+        precondition: Option<&Precondition>,
+    ) -> Result<Renamed, StoreError> {
+        self.0.rename(id, name, updated_at, precondition).await
     }
     async fn forget(&self, scoped_key: &str, user: UserId) -> Result<(), StoreError> {
         self.0.forget(scoped_key, user).await

@@ -21,8 +21,10 @@ const TRANSACT: &str = "TransactWriteItems";
 /// The requests under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Request {
-    /// A new name, with `if-match` of Ada's current etag: one conditional `UpdateItem`.
+    /// A new name, with `if-match` of Ada's current etag: one conditional `UpdateItem`, no read.
     Rename,
+    /// Her email with its case changed: a read, then one conditional `UpdateItem`.
+    Recase,
     /// A new email: one transaction of three items.
     MoveEmail,
     /// Ada's erasure, with `if-match` of her current etag: one transaction of three items.
@@ -33,9 +35,10 @@ enum Request {
 }
 
 /// Every DynamoDB call the requests make that a create's tests do not already fault.
-const CALLS: [(Request, &str); 7] = [
-    (Request::Rename, "GetItem"),
+const CALLS: [(Request, &str); 8] = [
     (Request::Rename, "UpdateItem"),
+    (Request::Recase, "GetItem"),
+    (Request::Recase, "UpdateItem"),
     (Request::MoveEmail, "GetItem"),
     (Request::MoveEmail, TRANSACT),
     (Request::Erase, "GetItem"),
@@ -57,6 +60,19 @@ fn forgotten_create() -> Value {
     create("Gone", "gone@example.com")
         .header("idempotency-key", "forgotten")
         .build()
+}
+
+/// `email` with the case of its first letter turned.
+fn recased(email: &str) -> String {
+    let mut chars = email.chars();
+    let first = chars.next().map_or_else(String::new, |c| {
+        if c.is_ascii_uppercase() {
+            c.to_ascii_lowercase().to_string()
+        } else {
+            c.to_ascii_uppercase().to_string()
+        }
+    });
+    first + chars.as_str()
 }
 
 fn error(status: u16, error_type: &str) -> Fault {
@@ -92,11 +108,16 @@ impl Fixture {
         }
     }
 
-    /// Ada's current etag, read past the proxy.
-    async fn etag(&self) -> String {
+    /// Ada as she is, read past the proxy.
+    async fn ada(&self) -> Reply {
         let current = EventBuilder::get(&self.ada).build();
-        let current = self.app.invoke(Function::GetUser, &current).await;
-        current.header("etag").expect("Ada is there").to_owned()
+        self.app.invoke(Function::GetUser, &current).await
+    }
+
+    /// Ada's current etag.
+    async fn etag(&self) -> String {
+        let ada = self.ada().await;
+        ada.header("etag").expect("Ada is there").to_owned()
     }
 
     /// `request` as a client would send it now.
@@ -106,6 +127,12 @@ impl Fixture {
                 let rename = EventBuilder::patch(&self.ada, r#"{"name": "Ada King"}"#);
                 let rename = rename.header("if-match", &self.etag().await);
                 (Function::UpdateUser, rename.build())
+            }
+            Request::Recase => {
+                let email = self.ada().await.body["email"].as_str().map(recased);
+                let email = email.expect("Ada has an email");
+                let recase = EventBuilder::patch(&self.ada, &json!({ "email": email }).to_string());
+                (Function::UpdateUser, recase.build())
             }
             Request::MoveEmail => {
                 let moving = EventBuilder::patch(&self.ada, r#"{"email": "ada.king@example.com"}"#);
@@ -151,11 +178,14 @@ impl Fixture {
         assert_unavailable(&reply);
     }
 
-    /// With nothing injected, the same store renames Ada, moves her email, forgets the erased
-    /// user's key and creates anew, and erases Ada, each as the contract says.
+    /// With nothing injected, the same store renames Ada, changes her email's case, moves her
+    /// email, forgets the erased user's key and creates anew, and erases Ada, each as the
+    /// contract says.
     async fn assert_served_again(&self) {
         let renamed = self.send(Request::Rename).await;
         assert_eq!(renamed.body["name"], "Ada King", "{renamed:?}");
+        let recased = self.send(Request::Recase).await;
+        assert_eq!(recased.status, 200, "{recased:?}");
         let moved = self.send(Request::MoveEmail).await;
         assert_eq!(moved.body["email"], "ada.king@example.com", "{moved:?}");
         let created = self.send(Request::Forget).await;
@@ -267,9 +297,9 @@ async fn a_user_that_keeps_changing_is_read_again_a_bounded_number_of_times() {
     let fixture = Fixture::new().await;
     let changed = Fault::transaction_cancelled(&["ConditionalCheckFailed", "None", "None"]);
     for (call, fault) in [
-        (CALLS[1], error(400, CONDITION)),
-        (CALLS[3], changed.clone()),
-        (CALLS[5], changed.clone()),
+        (CALLS[2], error(400, CONDITION)),
+        (CALLS[4], changed.clone()),
+        (CALLS[6], changed.clone()),
     ] {
         let before = fixture.proxy.injected();
         fixture.assert_unavailable_under(call, &fault).await;
@@ -277,8 +307,8 @@ async fn a_user_that_keeps_changing_is_read_again_a_bounded_number_of_times() {
     }
     let once = error(400, CONDITION);
     fixture.proxy.inject(Some("UpdateItem"), once, Some(1));
-    let renamed = fixture.send(Request::Rename).await;
-    assert_eq!(renamed.status, 200, "{renamed:?}");
+    let recased = fixture.send(Request::Recase).await;
+    assert_eq!(recased.status, 200, "{recased:?}");
     fixture.proxy.inject(Some(TRANSACT), changed, Some(1));
     let moved = fixture.send(Request::MoveEmail).await;
     assert_eq!(moved.status, 200, "{moved:?}");

@@ -10,12 +10,12 @@ use std::time::{Duration, SystemTime};
 use lambda_http::LambdaEvent;
 use serde_json::{Value, json};
 use users::clock::Clock;
-use users::domain::{User, UserId, Version};
+use users::domain::{Precondition, User, UserId, UserName, Version};
 use users::dynamodb::DynamoStore;
 use users::handlers;
 use users::http::{Request, Response};
 use users::idempotency::ClaimRequest;
-use users::store::{Page, StoreError, UserStore};
+use users::store::{Page, Renamed, StoreError, UserStore};
 use users_tests::{App, EventBuilder, Function, Reply, deadline_in};
 
 use crate::races::{assert_one_email_item_per_user, create, processes, race};
@@ -319,6 +319,19 @@ fn lambda_event(event: Value, request_id: &str) -> LambdaEvent<Request> {
     LambdaEvent::new(request, context)
 }
 
+impl OtherWritesFirst {
+    /// Runs the other PATCH to its answer, before the first write only.
+    async fn other_first(&self) {
+        let other = self.other.lock().expect("not poisoned").take();
+        if let Some(other) = other {
+            let event = lambda_event(other, "the-other-patch");
+            let answer = handlers::update_user(&self.store, &self.clock, event).await;
+            let answer = answer.unwrap_or_else(|never| match never {});
+            *self.answer.lock().expect("not poisoned") = Some(answer);
+        }
+    }
+}
+
 impl UserStore for OtherWritesFirst {
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
         self.store.get(id).await
@@ -330,17 +343,21 @@ impl UserStore for OtherWritesFirst {
         self.store.insert(user, claim).await
     }
     async fn update(&self, current: &User, next: &User) -> Result<(), StoreError> {
-        let other = self.other.lock().expect("not poisoned").take();
-        if let Some(other) = other {
-            let event = lambda_event(other, "the-other-patch");
-            let answer = handlers::update_user(&self.store, &self.clock, event).await;
-            let answer = answer.unwrap_or_else(|never| match never {});
-            *self.answer.lock().expect("not poisoned") = Some(answer);
-        }
+        self.other_first().await;
         self.store.update(current, next).await
     }
     async fn delete(&self, user: &User) -> Result<(), StoreError> {
         self.store.delete(user).await
+    }
+    async fn rename(
+        &self,
+        id: UserId,
+        name: &UserName,
+        updated_at: &str,
+        precondition: Option<&Precondition>,
+    ) -> Result<Renamed, StoreError> {
+        self.other_first().await;
+        self.store.rename(id, name, updated_at, precondition).await
     }
     async fn forget(&self, scoped_key: &str, user: UserId) -> Result<(), StoreError> {
         self.store.forget(scoped_key, user).await

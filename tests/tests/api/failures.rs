@@ -4,10 +4,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use users::domain::{User, UserId};
+use users::domain::{Precondition, User, UserId, UserName};
 use users::dynamodb::{DynamoStore, Tables};
 use users::idempotency::{self, ClaimOutcome, ClaimRequest, Decision, IdempotencyKey, Idempotent};
-use users::store::{Page, StoreError, UserStore};
+use users::store::{Page, Renamed, StoreError, UserStore};
 use users_tests::{App, EventBuilder, Function, Reply, deadline_in};
 
 use crate::replay::{ada, contract_violations};
@@ -114,6 +114,15 @@ impl UserStore for PanicsOnce {
     }
     async fn delete(&self, user: &User) -> Result<(), StoreError> {
         self.store.delete(user).await
+    }
+    async fn rename(
+        &self,
+        id: UserId,
+        name: &UserName,
+        updated_at: &str,
+        precondition: Option<&Precondition>,
+    ) -> Result<Renamed, StoreError> {
+        self.store.rename(id, name, updated_at, precondition).await
     }
     async fn forget(&self, scoped_key: &str, user: UserId) -> Result<(), StoreError> {
         self.store.forget(scoped_key, user).await

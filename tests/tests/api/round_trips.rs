@@ -58,3 +58,74 @@ async fn a_retry_while_the_first_request_runs_costs_one_call() {
     assert_eq!(retry.code(), Some("request_in_progress"), "{}", retry.body);
     assert_eq!(proxy.operations(), ["TransactWriteItems"]);
 }
+
+/// What each read and change costs, and what a rename's refusal answers from the item it
+/// returned: every answer below but the email change's and the delete's is one call.
+#[tokio::test]
+async fn reads_and_renames_are_one_call_an_email_change_and_a_delete_two() {
+    let app = App::new().await;
+    let (proxy, store) = app.behind_fault_proxy().await;
+    let made = EventBuilder::create(r#"{"name": "Ada", "email": "ada@example.com"}"#).build();
+    let made = app.invoke_on(&store, Function::CreateUser, &made).await;
+    let id = made.body["id"].as_str().expect("an id").to_owned();
+    let etag = made.header("etag").expect("an etag").to_owned();
+    let missing = "01JD3F5Q8K2X7V9M4T6B1N0C8Z";
+    let rename =
+        |id: &str, name: &str| EventBuilder::patch(id, &format!(r#"{{"name": "{name}"}}"#));
+    let cases = [
+        (
+            Function::GetUser,
+            EventBuilder::get(&id),
+            200,
+            &["GetItem"][..],
+        ),
+        (Function::ListUsers, EventBuilder::list(""), 200, &["Query"]),
+        (
+            Function::UpdateUser,
+            rename(&id, "Ada King").header("if-match", &etag),
+            200,
+            &["UpdateItem"],
+        ),
+        // The same name again: unchanged, from the refusal's item.
+        (
+            Function::UpdateUser,
+            rename(&id, "Ada King"),
+            200,
+            &["UpdateItem"],
+        ),
+        (
+            Function::UpdateUser,
+            rename(&id, "Ada Byron").header("if-match", &etag),
+            412,
+            &["UpdateItem"],
+        ),
+        (
+            Function::UpdateUser,
+            rename(missing, "Ada"),
+            404,
+            &["UpdateItem"],
+        ),
+        (
+            Function::UpdateUser,
+            EventBuilder::patch(&id, r#"{"email": "ada.king@example.com"}"#),
+            200,
+            &["GetItem", "TransactWriteItems"],
+        ),
+        (
+            Function::DeleteUser,
+            EventBuilder::delete(&id),
+            204,
+            &["GetItem", "TransactWriteItems"],
+        ),
+    ];
+    for (function, event, status, calls) in cases {
+        let before = proxy.operations().len();
+        let reply = app.invoke_on(&store, function, &event.build()).await;
+        assert_eq!(reply.status, status, "{function:?}: {reply:?}");
+        assert_eq!(
+            proxy.operations()[before..],
+            *calls,
+            "{function:?}: {reply:?}"
+        );
+    }
+}
