@@ -44,11 +44,10 @@ pub fn cursor_key() -> Result<CursorKey, ConfigError> {
     }
 }
 
-/// What every function does first in init: logs and metrics set up, the flush on shutdown
-/// registered, then the AWS SDK configuration of the execution environment loaded ([`sdk`]).
+/// What every function does first in init: logs and metrics set up, then the AWS SDK
+/// configuration of the execution environment loaded ([`sdk`]).
 pub async fn start() -> Result<SdkConfig, ConfigError> {
     crate::telemetry::init();
-    crate::telemetry::flush_on_shutdown().await;
     sdk().await
 }
 

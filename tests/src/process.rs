@@ -159,27 +159,8 @@ impl FunctionProcess {
             .into_owned()
     }
 
-    /// Sends SIGTERM, as Lambda does before it shuts an execution environment down, and returns
-    /// whether the process then exited cleanly, with everything it wrote.
-    pub async fn terminate(mut self) -> (bool, String) {
-        let pid = self.child.id().expect("the function runs").to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .expect("kill runs");
-        assert!(sent.success(), "SIGTERM is delivered");
-        let exited = tokio::time::timeout(Duration::from_secs(5), self.child.wait())
-            .await
-            .expect("the function exits within 5 s")
-            .expect("the exit status");
-        for reader in self.readers.drain(..) {
-            reader.await.expect("the output is read to its end");
-        }
-        (exited.success(), self.output())
-    }
-
-    /// Stops the process, and returns everything it wrote.
+    /// Kills the process, as Lambda ends an execution environment, and returns everything it
+    /// wrote.
     pub async fn stop(mut self) -> String {
         self.child.kill().await.expect("the function stops");
         for reader in self.readers.drain(..) {

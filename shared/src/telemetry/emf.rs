@@ -152,12 +152,6 @@ pub(super) fn init() {
     );
 }
 
-/// Writes what was recorded outside any request (at start-up, say), at shutdown.
-pub fn flush_metrics() {
-    let _one_at_a_time = FLUSH.lock().unwrap_or_else(PoisonError::into_inner);
-    write(None);
-}
-
 /// Writes the metrics recorded since the last write as EMF documents on stdout, each carrying
 /// `request_id` as the property `requestId` (not a dimension: it would make a metric per request),
 /// as every log line of the request does, and the `level` and `timestamp` that keep it through

@@ -95,7 +95,7 @@ fn emf_values(document: &Value) -> Vec<(String, BTreeMap<String, String>, Vec<f6
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn create_user_logs_metrics_and_shuts_down_as_an_operator_expects() {
+async fn create_user_logs_and_metrics_are_written_before_the_environment_is_killed() {
     let app = App::new().await;
     let env = [
         ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
@@ -127,17 +127,16 @@ async fn create_user_logs_metrics_and_shuts_down_as_an_operator_expects() {
                 .to_owned(),
         );
     }
-    let (clean, output) = process.terminate().await;
-    assert!(clean, "exits cleanly on SIGTERM:\n{output}");
+    // Lambda kills an environment without notice when no extension is registered: everything
+    // must already be written.
+    let output = process.stop().await;
 
     let mut logs = Vec::new();
     let mut metrics = Vec::new();
     let mut documents_by_request: BTreeMap<String, usize> = BTreeMap::new();
     for line in output.lines() {
         let Ok(value) = serde_json::from_str::<Value>(line) else {
-            // The runtime's own notice of the signal, on stderr.
-            assert!(line.starts_with("[runtime]"), "not JSON: {line}");
-            continue;
+            panic!("not JSON: {line}");
         };
         if value.get("_aws").is_some() {
             metrics.extend(emf_values(&value));
@@ -177,10 +176,6 @@ async fn create_user_logs_metrics_and_shuts_down_as_an_operator_expects() {
             "{summary}"
         );
     }
-    assert!(
-        logs.iter().any(|line| line["message"] == "shutting down"),
-        "the shutdown hook ran"
-    );
 
     let total = |name: &str, dimension: Option<(&str, &str)>| -> f64 {
         metrics
