@@ -1,7 +1,3 @@
-use std::sync::LazyLock;
-
-use regex_lite::Regex;
-
 use super::Invalid;
 
 /// An email address valid under the WHATWG HTML `type=email` grammar, trimmed, case kept.
@@ -9,13 +5,37 @@ use super::Invalid;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
-/// The "valid email address" grammar of the HTML standard, verbatim.
-static WHATWG_EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$",
-    )
-    .expect("the WHATWG email pattern compiles")
-});
+/// Whether `email` is a "valid email address" of the HTML standard:
+/// `[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+ "@" label ("." label)*`, where a label is 1 to 63 ASCII
+/// letters, digits and hyphens that neither starts nor ends with a hyphen. Matched by hand, not
+/// by a regular expression: every create, change and read of a user checks an email, and a
+/// backtracking-free regex engine costs several times this on each.
+fn whatwg_valid(email: &str) -> bool {
+    const LOCAL_SYMBOLS: &[u8] = b".!#$%&'*+/=?^_`{|}~-";
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    let local_ok = !local.is_empty()
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || LOCAL_SYMBOLS.contains(&b));
+    local_ok && domain.split('.').all(label_valid)
+}
+
+fn label_valid(label: &str) -> bool {
+    let bytes = label.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) => {
+            bytes.len() <= 63
+                && first.is_ascii_alphanumeric()
+                && last.is_ascii_alphanumeric()
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        }
+        _ => false,
+    }
+}
 
 impl Email {
     pub const MAX_LEN: usize = 254;
@@ -30,7 +50,7 @@ impl Email {
         if local_len > Self::MAX_LOCAL_LEN {
             return Err(Invalid("local part must be at most 64 bytes"));
         }
-        if !WHATWG_EMAIL.is_match(email) {
+        if !whatwg_valid(email) {
             return Err(Invalid("not a valid address"));
         }
         Ok(Self(email.to_owned()))
@@ -113,6 +133,14 @@ mod tests {
         assert!(Email::parse(&format!("a@{}.com", "d".repeat(64))).is_err());
     }
 
+    /// The "valid email address" grammar of the HTML standard, verbatim.
+    static WHATWG_EMAIL: std::sync::LazyLock<regex_lite::Regex> = std::sync::LazyLock::new(|| {
+        regex_lite::Regex::new(
+            r"^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$",
+        )
+        .expect("the WHATWG email pattern compiles")
+    });
+
     const LOCAL: &str = "[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]{1,80}";
     const LABEL: &str = "[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?";
 
@@ -132,6 +160,18 @@ mod tests {
                 prop_assert_eq!(email.canonical(), text.to_ascii_lowercase());
                 prop_assert_eq!(Email::parse(text), Ok(email.clone()));
             }
+        }
+
+        /// The matcher accepts exactly what the standard's own pattern does.
+        #[test]
+        fn matches_as_the_whatwg_pattern_does(
+            raw in prop_oneof![
+                any::<String>(),
+                "[ -~]{0,12}@[ -~]{0,12}",
+                "[a-z.+-]{0,6}@[a-zA-Z0-9.-]{0,20}",
+            ],
+        ) {
+            prop_assert_eq!(whatwg_valid(&raw), WHATWG_EMAIL.is_match(&raw), "{:?}", raw);
         }
 
         #[test]
