@@ -113,7 +113,6 @@ impl Launch<'_> {
             )
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_LOG_LEVEL", "WARN")
-            .env("AWS_ENDPOINT_URL_DYNAMODB", &self.proxy.endpoint)
             // rustls-native-certs (the SDK's trust for a custom https endpoint) reads only this
             // file when it is set; botocore reads its own variable.
             .env("SSL_CERT_FILE", self.ca_file)
