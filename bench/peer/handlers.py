@@ -1,8 +1,9 @@
 """The benchmark's peer: the same five endpoints written the way a Python team would, with boto3
-under awslambdaric, against the same tables and items as the Rust functions, in as many
-DynamoDB round trips."""
+under awslambdaric, against the same tables and items as the Rust functions. A create, with an
+idempotency key or without, is one TransactWriteItems: the design the Rust create is moving to."""
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -23,6 +24,8 @@ EMAIL = re.compile(
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # Fresh reads for a write that found the user changed since it read it.
 ATTEMPTS = 3
+# How long a completed create is remembered under its idempotency key.
+RETENTION_SECONDS = 24 * 60 * 60
 
 
 def respond(status, body, headers=None):
@@ -109,6 +112,23 @@ def read_user(user_id):
     return found.get("Item")
 
 
+def request_body(event):
+    body = event.get("body") or ""
+    return base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
+
+
+def idempotency_key(event):
+    """The request's idempotency-key, scoped to the caller as stored; "" when invalid."""
+    key = (event.get("headers") or {}).get("idempotency-key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 128 or any(not " " <= c <= "~" for c in key):
+        return ""
+    claims = (((event.get("requestContext") or {}).get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
+    scope = hashlib.sha256(claims["sub"].encode()).hexdigest() if "sub" in claims else "anonymous"
+    return f"{scope}#{key}"
+
+
 def create_user(event, context):
     data = json_object(event)
     if data is None:
@@ -117,23 +137,60 @@ def create_user(event, context):
     email = str(data.get("email", "")).strip()
     if not 1 <= len(name) <= 100 or not EMAIL.match(email):
         return error(422, "validation_failed", "name or email is invalid", context)
+    scoped_key = idempotency_key(event)
+    if scoped_key == "":
+        return error(400, "invalid_idempotency_key", "idempotency-key: must be 1 to 128 printable ASCII characters",
+                     context)
     millis = int(time.time() * 1000)
     user_id = new_id(millis)
     created_at = rfc3339(millis)
     item = {"pk": f"USER#{user_id}", "id": user_id, "name": name, "email": email,
             "created_at": created_at, "updated_at": created_at, "listing": "USER"}
+    if scoped_key is not None:
+        item["idempotency_pk"] = scoped_key
     item = {k: {"S": v} for k, v in item.items()} | {"version": {"N": "1"}}
+    writes = [
+        {"Put": {"TableName": USERS_TABLE, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}},
+        {"Put": {"TableName": USERS_TABLE,
+                 "Item": {"pk": {"S": f"EMAIL#{email.lower()}"}, "user_id": {"S": user_id}},
+                 "ConditionExpression": "attribute_not_exists(pk)"}},
+    ]
+    fingerprint = hashlib.sha256(request_body(event)).hexdigest()
+    if scoped_key is not None:
+        # The key's record goes in the same transaction as the user: one round trip, and no
+        # record without its user or user without its record.
+        now = millis // 1000
+        writes.append({"Put": {
+            "TableName": IDEMPOTENCY_TABLE,
+            "Item": {"pk": {"S": scoped_key}, "fingerprint": {"S": fingerprint}, "state": {"S": "completed"},
+                     "user_id": {"S": user_id}, "in_flight_until": {"N": str(millis)},
+                     "expires_at": {"N": str(now + RETENTION_SECONDS)}},
+            "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now",
+            "ExpressionAttributeValues": {":now": {"N": str(now)}},
+        }})
     try:
-        dynamodb.transact_write_items(TransactItems=[
-            {"Put": {"TableName": USERS_TABLE, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}},
-            {"Put": {"TableName": USERS_TABLE,
-                     "Item": {"pk": {"S": f"EMAIL#{email.lower()}"}, "user_id": {"S": user_id}},
-                     "ConditionExpression": "attribute_not_exists(pk)"}},
-        ])
+        dynamodb.transact_write_items(TransactItems=writes)
     except ClientError as e:
-        if e.response["Error"]["Code"] == "TransactionCanceledException":
+        failed = cancelled_by(e)
+        if 2 in failed:
+            return replay(scoped_key, fingerprint, context)
+        if 1 in failed:
             return error(409, "email_taken", "email: already belongs to another user", context)
         raise
+    return respond(201, user(item), {"location": f"/users/{user_id}", **etag(item)})
+
+
+def replay(scoped_key, fingerprint, context):
+    """The answer to a create whose key is already taken: the first create's user, if it had the
+    same body."""
+    found = dynamodb.get_item(TableName=IDEMPOTENCY_TABLE, Key={"pk": {"S": scoped_key}}, ConsistentRead=True)
+    record = found.get("Item")
+    if record is None or record["fingerprint"]["S"] != fingerprint:
+        return error(422, "idempotency_key_reused", "idempotency-key: was used with another body", context)
+    user_id = record["user_id"]["S"]
+    item = read_user(user_id)
+    if item is None:
+        return error(404, "not_found", "the user this key created is gone", context)
     return respond(201, user(item), {"location": f"/users/{user_id}", **etag(item)})
 
 

@@ -3,6 +3,10 @@
 //! production instead of passing them on: throttling, server errors, cancelled transactions,
 //! stalls, lost answers, and `PutEvents` calls that succeed with some entries rejected. It keeps
 //! every request body it saw, so a test can search what a function sent.
+//!
+//! For the benchmark it can also stand for the network to DynamoDB ([`Network`]): TLS with a
+//! certificate of the run's own CA, and a round trip's delay on every request and on each step of
+//! a new connection's set-up.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,8 +20,12 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
 use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::Result;
 
@@ -173,8 +181,20 @@ impl Faults {
     }
 }
 
+/// The network the proxy stands for; the default, nothing but loopback, is the tests'.
+#[derive(Default)]
+pub struct Network {
+    /// One round trip to DynamoDB, its service time included. Every request waits it once, and a
+    /// new connection once for its TCP set-up and once more for its TLS handshake (TLS 1.3 takes
+    /// one round trip), before the proxy reads from it.
+    pub round_trip: Duration,
+    /// Serves HTTPS with this acceptor's certificate instead of plain HTTP.
+    pub tls: Option<TlsAcceptor>,
+}
+
 struct Upstream {
     base: Uri,
+    round_trip: Duration,
     client: Client<HttpConnector, Full<Bytes>>,
     faults: Mutex<Faults>,
     /// Every request's operation and body, in arrival order.
@@ -190,8 +210,14 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Serves on a free port of 127.0.0.1, passing requests on to `upstream` (`http://...`).
     pub async fn start(upstream: &str) -> Result<Self> {
+        Self::start_with(upstream, Network::default()).await
+    }
+
+    /// [`FaultProxy::start`], in front of `network`; the endpoint is `https://` with TLS.
+    pub async fn start_with(upstream: &str, network: Network) -> Result<Self> {
         let upstream = Arc::new(Upstream {
             base: upstream.parse()?,
+            round_trip: network.round_trip,
             client: Client::builder(TokioExecutor::new()).build_http(),
             faults: Mutex::default(),
             seen: Mutex::default(),
@@ -199,11 +225,20 @@ impl FaultProxy {
         let app = Router::new()
             .fallback(proxy)
             .with_state(Arc::clone(&upstream));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address: SocketAddr = listener.local_addr()?;
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let scheme = if network.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        if network.tls.is_none() && network.round_trip.is_zero() {
+            tokio::spawn(async move { axum::serve(listener, app).await });
+        } else {
+            tokio::spawn(serve_network(listener, app, network));
+        }
         Ok(Self {
-            endpoint: format!("http://{address}"),
+            endpoint: format!("{scheme}://{address}"),
             upstream,
         })
     }
@@ -251,6 +286,29 @@ impl FaultProxy {
             .collect()
     }
 
+    /// How many requests the proxy has seen so far.
+    pub fn request_count(&self) -> usize {
+        self.upstream
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// The operation and body, as text, of every request from the `first`-th (counted from 0).
+    pub fn requests_since(&self, first: usize) -> Vec<(String, String)> {
+        let seen = self
+            .upstream
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        seen.get(first..)
+            .unwrap_or_default()
+            .iter()
+            .map(|(op, body)| (op.clone(), String::from_utf8_lossy(body).into_owned()))
+            .collect()
+    }
+
     fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
         self.upstream
             .faults
@@ -259,7 +317,46 @@ impl FaultProxy {
     }
 }
 
+/// Accepts connections as [`Network`] says: each waits a round trip for its TCP set-up, then,
+/// with TLS, one more before its handshake, and is then served over HTTP/1.1.
+async fn serve_network(listener: TcpListener, app: Router, network: Network) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let (app, tls, round_trip) = (app.clone(), network.tls.clone(), network.round_trip);
+        tokio::spawn(async move {
+            delay(round_trip).await;
+            match tls {
+                Some(acceptor) => {
+                    delay(round_trip).await;
+                    if let Ok(stream) = acceptor.accept(tcp).await {
+                        serve_connection(stream, app).await;
+                    }
+                }
+                None => serve_connection(tcp, app).await,
+            }
+        });
+    }
+}
+
+async fn serve_connection(io: impl AsyncRead + AsyncWrite + Unpin + Send + 'static, app: Router) {
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
+        .await;
+}
+
+/// Waits `duration` to within the kernel timer's slack (tens of microseconds): tokio's own timer
+/// counts whole milliseconds and would round a 2 ms wait up to nearly 3.
+async fn delay(duration: Duration) {
+    if !duration.is_zero() {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(duration)).await;
+    }
+}
+
 async fn proxy(State(upstream): State<Arc<Upstream>>, request: Request) -> Response {
+    delay(upstream.round_trip).await;
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_REQUEST).await else {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();

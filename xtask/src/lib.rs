@@ -1,12 +1,13 @@
 //! Local infrastructure shared by `cargo xtask` and the test suite: tables from
 //! `template.yaml`, the embedded Dynoxide server, the official DynamoDB Local, a fault-injecting
-//! proxy for it, and the tools the commands install.
+//! proxy for it (over TLS of its own, for the benchmark), and the tools the commands install.
 
 pub mod dynamodb_local;
 pub mod embedded;
 pub mod events_feed;
 pub mod fault_proxy;
 mod local_server;
+pub mod local_tls;
 pub mod moto;
 pub mod runtime_api;
 pub mod stream_feed;

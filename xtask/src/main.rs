@@ -1,6 +1,7 @@
 //! `cargo xtask dev`: run the service locally. `cargo xtask test`: every check CI runs.
-//! `cargo xtask bench`: the numbers, beside a Python peer. `cargo xtask deploy`: build and deploy
-//! a samconfig.toml environment, every change publishing a new version.
+//! `cargo xtask bench`: the numbers under a model of Lambda, beside a Python peer.
+//! `cargo xtask deploy`: build and deploy a samconfig.toml environment, every change publishing
+//! a new version.
 
 mod commands;
 
@@ -16,10 +17,17 @@ usage:
       Dynoxide and on DynamoDB Local, a smoke test of `cargo xtask dev` with Schemathesis on
       openapi.yaml, and sam build for Graviton.
   cargo xtask bench [--cold N] [--warm N] [--users N] [--dynamodb-local] [--no-arm64]
-                    [--function NAME]... [--profile PROFILE]
-      Cold start, latency, memory and size of the release functions beside a bare hello-world
-      and a Python peer (defaults: 10 cold starts, 1000 warm invocations, 10000 seeded users,
-      on Dynoxide, every function, arm64 sizes, the release profile).
+                    [--function NAME]... [--memory MB]... [--profile PROFILE]
+                    [--dynamodb-latency-ms MS] [--cfs-period-ms MS] [--pace-ms MS]
+                    [--throttle-init] [--latency-bound-ms MS]
+      The release functions under a model of Lambda (each memory size's CPU share as a CFS
+      quota, DynamoDB over TLS with a round trip per request), beside a bare hello-world and a
+      Python peer: cold request, billed warm latency back to back and paced, DynamoDB round
+      trips, CPU, memory, size, cost per million requests, the memory size to deploy (defaults:
+      10 cold starts and 200 warm invocations per series at 128, 256, 512 and 1024 MB and on the
+      whole CPU, 2 ms per DynamoDB request, a 20 ms CFS period, 20 ms pacing, init on the whole
+      CPU, a 50 ms p99 bound, 10000 seeded users, on Dynoxide, every function, arm64 sizes, the
+      release profile).
   cargo xtask deploy [--config-env ENV] [-- SAM DEPLOY OPTIONS...]
       sam build for Graviton, then sam deploy of samconfig.toml's ENV (default: default) with
       its parameters and a ReleaseDigest of the built code, properties and parameter values,

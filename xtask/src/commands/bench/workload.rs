@@ -19,7 +19,8 @@ use xtask::Result;
 use super::Implementation;
 
 /// The requests, in a sentence each, for the results.
-pub(super) const REQUESTS: &str = "create-user creates a user with a new email; get-user reads \
+pub(super) const REQUESTS: &str = "create-user creates a user with a new email and a new \
+    `idempotency-key`; get-user reads \
     one seeded user; list-users reads the first page (20 users); update-user renames a user of \
     its own each time, with its current etag in `if-match` (one read, one write); delete-user \
     deletes a seeded user of its own, another one each time (one read, one transaction of two \
@@ -33,7 +34,8 @@ pub(super) struct Workload {
 }
 
 enum Kind {
-    /// A new email in every request; `tag` keeps them apart across runs and implementations.
+    /// A new email and a new idempotency key in every request; `tag` keeps them apart across
+    /// runs and implementations.
     Create { tag: String },
     /// One seeded user, read again and again.
     Get { id: String },
@@ -96,6 +98,7 @@ impl Workload {
             Kind::Create { tag } => {
                 let email = format!("bench-{tag}-{n}@example.com");
                 set_body(&mut event, &json!({"name": "Bench User", "email": email}));
+                event["headers"]["idempotency-key"] = Value::from(format!("bench-{tag}-{n}"));
             }
             Kind::Get { id } => set_id(&mut event, id),
             Kind::List => {}

@@ -1,0 +1,162 @@
+//! The performance targets, judged on a run's figures.
+
+use serde_json::{Value, json};
+use xtask::FUNCTIONS;
+
+use super::Implementation;
+use super::model::{Memory, Settings};
+use super::report::{Summary, finite};
+
+/// One target as measured: `value` must be at most (or, where `at_least`, at least) `limit`;
+/// without a limit it is reported beside the targets, not judged.
+pub(super) struct Target {
+    pub function: &'static str,
+    pub name: &'static str,
+    pub value: f64,
+    pub limit: Option<f64>,
+    pub at_least: bool,
+    /// Where the value was found (the memory size of the worst case), as text after it.
+    pub place: String,
+}
+
+impl Target {
+    pub(super) fn met(&self) -> Option<bool> {
+        let limit = self.limit?;
+        Some(if self.at_least {
+            self.value >= limit
+        } else {
+            self.value <= limit
+        })
+    }
+
+    pub(super) fn json(&self) -> Value {
+        json!({
+            "function": self.function, "target": self.name, "measured": finite(self.value),
+            "where": self.place.trim(), "limit": self.limit, "at_least": self.at_least,
+            "met": self.met(),
+        })
+    }
+}
+
+/// A megabyte as the targets count it, in MiB.
+const MB_IN_MIB: f64 = 1e6 / (1024.0 * 1024.0);
+
+/// The memory size the warm targets are stated for.
+const SMALLEST: Memory = Memory(128);
+
+pub(super) fn judge(summaries: &[Summary], settings: Settings) -> Vec<Target> {
+    let round_trip_ms = settings.round_trip.as_secs_f64() * 1000.0;
+    let mut targets = Vec::new();
+    for function in FUNCTIONS {
+        let of = |implementation| -> Vec<&Summary> {
+            summaries
+                .iter()
+                .filter(|s| s.function == function && s.implementation == implementation)
+                .collect()
+        };
+        let (ours, peer) = (of(Implementation::Rust), of(Implementation::Python));
+        if ours.is_empty() {
+            continue;
+        }
+        let mut target = |name, (value, place): (f64, String), limit, at_least| {
+            targets.push(Target {
+                function,
+                name,
+                value,
+                limit,
+                at_least,
+                place,
+            });
+        };
+        if let Some(small) = ours.iter().find(|s| s.memory == SMALLEST) {
+            let here = String::new();
+            match function {
+                "get-user" => target(
+                    "warm billed p50 at 128 MB, paced (ms) ≤ round trip + 2 ms",
+                    (small.paced_p50, here),
+                    Some(round_trip_ms + 2.0),
+                    false,
+                ),
+                "create-user" => target(
+                    "warm billed p50 at 128 MB, paced (ms) ≤ round trips × round trip + 3 ms",
+                    (small.paced_p50, here),
+                    Some(small.round_trips * round_trip_ms + 3.0),
+                    false,
+                ),
+                _ => {}
+            }
+        }
+        target(
+            "cold request ÷ warm billed p50, paced (worst size)",
+            worst(&ours, |s| s.cold_ms / s.paced_p50),
+            Some(3.0),
+            false,
+        );
+        let pairs: Vec<(&Summary, &Summary)> = ours
+            .iter()
+            .filter_map(|o| peer.iter().find(|p| p.memory == o.memory).map(|p| (*o, *p)))
+            .collect();
+        if !pairs.is_empty() {
+            let ratio = |value: fn(&Summary) -> f64| {
+                pairs
+                    .iter()
+                    .map(|(o, p)| (value(p) / value(o), o.memory))
+                    .min_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(v, m)| (v, format!(" (at {} MB)", m.0)))
+                    .unwrap_or((f64::NAN, String::new()))
+            };
+            target(
+                "python cold request ÷ cold request (worst size)",
+                ratio(|s| s.cold_ms),
+                Some(10.0),
+                true,
+            );
+            target(
+                "python Lambda duration cost ÷ ours, paced p50 (worst size)",
+                ratio(|s| s.duration_usd),
+                Some(5.0),
+                true,
+            );
+            target(
+                "python Lambda + DynamoDB cost ÷ ours (least of the sizes)",
+                ratio(Summary::usd),
+                None,
+                true,
+            );
+        }
+        target(
+            "peak RSS (MB, largest of the sizes)",
+            worst(&ours, |s| s.peak_rss_mib / MB_IN_MIB),
+            Some(10.0),
+            false,
+        );
+        if let Some(kib) = ours[0].arm64_artifact_kib {
+            target(
+                "arm64 zip (MB)",
+                (kib * 1024.0 / 1e6, String::new()),
+                Some(3.0),
+                false,
+            );
+        }
+        if let Some(full) = ours.iter().find(|s| !s.memory.throttled()) {
+            target(
+                "warm p99 ÷ p50, back to back, whole CPU",
+                (full.raw_p99 / full.raw_p50, String::new()),
+                Some(2.0),
+                false,
+            );
+        }
+    }
+    targets
+}
+
+/// The largest `value` over the memory sizes, and the size it was found at.
+fn worst(summaries: &[&Summary], value: fn(&Summary) -> f64) -> (f64, String) {
+    let pick = summaries
+        .iter()
+        .map(|s| (value(s), s.memory))
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    pick.map_or((f64::NAN, String::new()), |(v, m)| {
+        (v, format!(" (at {} MB)", m.0))
+    })
+}
