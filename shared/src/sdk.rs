@@ -8,7 +8,8 @@
 //!   `AWS_SESSION_TOKEN`, what Lambda gives a classic function), then from the container
 //!   credentials endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI` and its token, what SnapStart and
 //!   Lambda Managed Instances give), which the SDK's identity cache refreshes before expiry;
-//!   both are resolved at the first request, not in init;
+//!   both are resolved at the first request, not in init (unless the environment was initialised
+//!   ahead of traffic, where init opens the connection: [`crate::dynamodb::Probe`]);
 //! - **no profile files** (there are none in Lambda), no SSO, STS or instance metadata;
 //! - what `aws-config`'s loader reads from the environment besides, read the same way:
 //!   `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>` (unless

@@ -20,6 +20,7 @@
 
 mod calls;
 mod claims;
+mod connect;
 mod item;
 mod rename;
 mod users;
@@ -28,6 +29,8 @@ use aws_sdk_dynamodb::Client;
 
 use crate::domain::User;
 use crate::store::StoreError;
+
+pub use connect::Probe;
 
 /// A user restored from the attributes of its item, as a stream record's image carries them.
 pub fn user_from_image(

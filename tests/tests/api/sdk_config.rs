@@ -1,7 +1,8 @@
 //! The functions' AWS configuration as Lambda's environments give it, each function run as its
 //! own process: credentials from the container endpoint when the environment holds none (as
 //! SnapStart and Lambda Managed Instances give them), fetched at the first request rather than
-//! in init, and `AWS_MAX_ATTEMPTS` honoured.
+//! in init, `AWS_MAX_ATTEMPTS` honoured, and the connection opened in init only where the
+//! environment was initialised ahead of traffic.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -126,4 +127,33 @@ async fn aws_max_attempts_bounds_the_sdk_retries() {
         proxy.clear();
         process.stop().await;
     }
+}
+
+/// An environment initialised ahead of traffic opens its DynamoDB connection in init, with a
+/// call that reads nothing; one initialised on demand leaves it to its first request, which
+/// follows at once.
+#[tokio::test]
+async fn only_environments_initialised_ahead_of_traffic_connect_in_init() {
+    let app = App::new().await;
+    let proxy = FaultProxy::start(app.endpoint())
+        .await
+        .expect("the fault proxy starts");
+    let cases = [
+        (Function::GetUser, "on-demand", &[][..]),
+        (Function::GetUser, "provisioned-concurrency", &["GetItem"]),
+        (Function::ListUsers, "lambda-managed-instances", &["Query"]),
+    ];
+    for (function, initialisation, calls) in cases {
+        let env = [("AWS_LAMBDA_INITIALIZATION_TYPE", initialisation)];
+        let before = proxy.operations().len();
+        let process = FunctionProcess::start(&app, function, &proxy.endpoint, &env).await;
+        assert_eq!(
+            proxy.operations()[before..],
+            *calls,
+            "{function:?} {initialisation}"
+        );
+        let output = process.stop().await;
+        assert!(!output.contains("DynamoDB"), "a warning: {output}");
+    }
+    assert!(app.snapshot().await.is_empty(), "nothing written");
 }
