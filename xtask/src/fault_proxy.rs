@@ -199,6 +199,8 @@ struct Upstream {
     faults: Mutex<Faults>,
     /// Every request's operation and body, in arrival order.
     seen: Mutex<Vec<(String, Bytes)>>,
+    /// How long the server took to answer the requests passed on as they were, in all.
+    served: Mutex<Duration>,
 }
 
 /// The proxy; clients use [`FaultProxy::endpoint`] as their DynamoDB endpoint.
@@ -221,6 +223,7 @@ impl FaultProxy {
             client: Client::builder(TokioExecutor::new()).build_http(),
             faults: Mutex::default(),
             seen: Mutex::default(),
+            served: Mutex::default(),
         });
         let app = Router::new()
             .fallback(proxy)
@@ -284,6 +287,16 @@ impl FaultProxy {
             .filter(|(op, _)| operation.is_none_or(|o| o == op))
             .map(|(_, body)| String::from_utf8_lossy(body).into_owned())
             .collect()
+    }
+
+    /// How long the server behind the proxy took, in all, to answer the requests passed on
+    /// unchanged: its own service time, without the modelled network.
+    pub fn server_time(&self) -> Duration {
+        *self
+            .upstream
+            .served
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// How many requests the proxy has seen so far.
@@ -399,9 +412,15 @@ async fn proxy(State(upstream): State<Arc<Upstream>>, request: Request) -> Respo
             }
             ErrorAnswer::new(500, INTERNAL_SERVER_ERROR).into_response()
         }
-        Some(Fault::Hold { .. }) | None => pass_on(&upstream, parts, body)
-            .await
-            .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response()),
+        Some(Fault::Hold { .. }) | None => {
+            let started = std::time::Instant::now();
+            let answer = pass_on(&upstream, parts, body).await;
+            *upstream
+                .served
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) += started.elapsed();
+            answer.unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+        }
     }
 }
 

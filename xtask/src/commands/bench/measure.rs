@@ -32,6 +32,9 @@ pub(super) struct Figures {
     pub late_starts: usize,
     /// DynamoDB requests per warm invocation.
     pub round_trips: f64,
+    /// The emulator's own time per warm invocation, which the modelled round trip already
+    /// stands for.
+    pub emulator_ms: f64,
     /// DynamoDB capacity per warm invocation.
     pub capacity: Capacity,
     pub peak_rss_kib: u64,
@@ -228,6 +231,7 @@ pub(super) async fn measure(
     *invocation += 1;
     let cpu_before = cpu_ms(&child).unwrap_or(0.0);
     let requests_before = launch.proxy.request_count();
+    let server_before = launch.proxy.server_time();
     for _ in 0..counts.warm {
         let started = Instant::now();
         answered(&api, workload.event(*invocation)?).await?;
@@ -251,6 +255,8 @@ pub(super) async fn measure(
     }
     let warm = 2 * counts.warm;
     figures.cpu_ms_per_invoke = (cpu_ms(&child).unwrap_or(0.0) - cpu_before) / warm as f64;
+    let server_time = launch.proxy.server_time().saturating_sub(server_before);
+    figures.emulator_ms = millis(server_time) / warm as f64;
     let requests = launch.proxy.requests_since(requests_before);
     figures.round_trips = requests.len() as f64 / warm as f64;
     let mut capacity = Capacity::default();

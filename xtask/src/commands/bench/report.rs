@@ -42,6 +42,11 @@ pub(super) struct Summary {
     pub paced_p99: f64,
     pub late_starts: usize,
     pub round_trips: f64,
+    /// The emulator's own time per request.
+    pub emulator_ms: f64,
+    /// Billed paced p50 of the duration less the emulator's own time, which in AWS the
+    /// modelled round trip stands for.
+    pub paced_p50_less_emulator: f64,
     pub rru: f64,
     pub wru: f64,
     pub cpu_ms: f64,
@@ -85,6 +90,10 @@ impl Summary {
             paced_p99: billed(&f.paced_ms, 99.0),
             late_starts: f.late_starts,
             round_trips: f.round_trips,
+            emulator_ms: f.emulator_ms,
+            paced_p50_less_emulator: cost::billed_ms(
+                (percentile(&f.paced_ms, 50.0) - f.emulator_ms).max(0.0),
+            ),
             rru: f.capacity.rru,
             wru: f.capacity.wru,
             cpu_ms: f.cpu_ms_per_invoke,
@@ -338,7 +347,7 @@ fn full_cpu_table(out: &mut String, summaries: &[Summary]) -> Result<()> {
          | function | metric | rust | python peer | peer ÷ rust |\n|---|---|---:|---:|---:|\n",
     );
     type Metric = (&'static str, fn(&Summary) -> f64);
-    const METRICS: [Metric; 9] = [
+    const METRICS: [Metric; 10] = [
         ("init, median (ms)", |s| s.init_ms),
         ("first invoke, median (ms)", |s| s.first_ms),
         ("warm p50 (ms)", |s| s.raw_p50),
@@ -346,6 +355,7 @@ fn full_cpu_table(out: &mut String, summaries: &[Summary]) -> Result<()> {
         ("peak RSS (MiB)", |s| s.peak_rss_mib),
         ("CPU per warm invoke (ms)", |s| s.cpu_ms),
         ("DynamoDB requests per request", |s| s.round_trips),
+        ("emulator's own time per request (ms)", |s| s.emulator_ms),
         ("x86_64 artifact, zipped (KiB)", |s| s.artifact_kib),
         ("arm64 artifact, zipped (KiB)", |s| {
             s.arm64_artifact_kib.unwrap_or(f64::NAN)
@@ -391,6 +401,7 @@ fn row_json(s: &Summary) -> Value {
         "paced_late_starts": s.late_starts,
         "measured_back_to_back_ms": {"p50": finite(s.raw_p50), "p99": finite(s.raw_p99)},
         "dynamodb_requests_per_request": finite(s.round_trips),
+        "emulator_ms_per_request": finite(s.emulator_ms),
         "rru_per_request": finite(s.rru),
         "wru_per_request": finite(s.wru),
         "cpu_ms_per_request": finite(s.cpu_ms),
