@@ -1,6 +1,5 @@
 //! A Lambda Runtime API of our own on 127.0.0.1: hands events to a function process that polls
-//! `invocation/next`, and returns what it posts back. It also takes the registration of an
-//! internal extension, as the runtime's graceful-shutdown support makes one.
+//! `invocation/next`, and returns what it posts back.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -64,11 +63,6 @@ impl RuntimeApi {
             )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
-            .route("/2020-01-01/extension/register", post(register_extension))
-            .route(
-                "/2020-01-01/extension/event/next",
-                get(next_extension_event),
-            )
             .with_state(Arc::clone(&shared));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
@@ -148,29 +142,6 @@ async fn next(State(shared): State<Arc<Shared>>) -> (StatusCode, HeaderMap, Byte
     );
     shared.pending.lock().await.insert(id, answer);
     (StatusCode::OK, headers, event)
-}
-
-async fn register_extension() -> (StatusCode, HeaderMap, String) {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        "lambda-extension-identifier",
-        HeaderValue::from_static("00000000-0000-4000-8000-00000000e0e0"),
-    );
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    let body = serde_json::json!({
-        "functionName": "local",
-        "functionVersion": "$LATEST",
-        "handler": "bootstrap",
-        "accountId": "123456789012",
-    });
-    (StatusCode::OK, headers, body.to_string())
-}
-
-/// An extension's next event; the only one would be the shutdown, which this emulator leaves
-/// to a signal, as Lambda's own SIGTERM.
-async fn next_extension_event() -> StatusCode {
-    std::future::pending::<()>().await;
-    StatusCode::GONE
 }
 
 async fn response(
