@@ -186,8 +186,7 @@ fn user_id(raw: &str) -> Result<UserId, ApiError> {
     UserId::parse(raw).map_err(|_| ApiError::InvalidId)
 }
 
-/// The function timeout of template.yaml: how long an in-flight idempotency claim blocks its
-/// key when the runtime gives no deadline, and the deadline local runs give each invocation.
+/// The function timeout of template.yaml: the deadline local runs give each invocation.
 pub const FUNCTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What is kept of the invocation's time to send the answer after the work gave up.

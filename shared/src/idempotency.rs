@@ -1,6 +1,6 @@
 //! Idempotency keys: a retried create returns the original `201` instead of a second user.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
@@ -117,7 +117,14 @@ pub enum Decision {
 /// Decides, from the record that blocked a create (`None` if it vanished since), what the
 /// creating request gets.
 pub fn decide(record: Option<&ClaimRecord>, request: &ClaimRequest) -> Decision {
-    let Some(record) = record.filter(|r| r.expires_at >= request.now) else {
+    // The store keeps `expires_at` in whole seconds and `in_flight_until` in whole
+    // milliseconds, and its write compares them with the time in the same units: so does this,
+    // or a record the write refuses could be decided expired again and again.
+    let since_epoch = request.now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now_s = UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs());
+    let now_ms = UNIX_EPOCH
+        + Duration::from_millis(u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX));
+    let Some(record) = record.filter(|r| r.expires_at >= now_s) else {
         return Decision::TakeOver;
     };
     if record.user == request.user {
@@ -129,7 +136,7 @@ pub fn decide(record: Option<&ClaimRecord>, request: &ClaimRequest) -> Decision 
             user: record.user,
             same_body,
         },
-        ClaimState::InProgress if record.in_flight_until < request.now => {
+        ClaimState::InProgress if record.in_flight_until < now_ms => {
             return Decision::TakeOver;
         }
         ClaimState::InProgress if !same_body => ClaimOutcome::Reused,
@@ -267,5 +274,28 @@ mod tests {
             ..record(&mine, ClaimState::Completed)
         };
         assert_eq!(decide(Some(&expired), &mine), Decision::TakeOver);
+    }
+
+    #[test]
+    fn a_record_holds_its_key_as_long_as_the_write_would_refuse_it() {
+        // The write compares whole seconds: a record expiring within this second still holds
+        // its key, and one in flight until this millisecond still runs.
+        let key = IdempotencyKey::parse(b"k").expect("valid");
+        let mine = request(&key, None, b"{}");
+        let since_epoch = mine.now.duration_since(UNIX_EPOCH).expect("after 1970");
+        let expiring = ClaimRecord {
+            expires_at: UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs()),
+            ..record(&mine, ClaimState::Completed)
+        };
+        assert!(matches!(
+            decide(Some(&expiring), &mine),
+            Decision::Answer(_)
+        ));
+        let millis = u64::try_from(since_epoch.as_millis()).expect("in range");
+        let ending = ClaimRecord {
+            in_flight_until: UNIX_EPOCH + Duration::from_millis(millis),
+            ..record(&mine, ClaimState::InProgress)
+        };
+        assert!(matches!(decide(Some(&ending), &mine), Decision::Answer(_)));
     }
 }

@@ -136,7 +136,7 @@ pub async fn update_user(
     }
     for _ in 0..ATTEMPTS {
         let current = match found.take() {
-            Some(user) => meeting(user, precondition)?,
+            Some(user) => meeting(Some(user), precondition)?,
             None => current(store, id, precondition).await?,
         };
         let Some(next) = current.patched(patch, now) else {

@@ -41,9 +41,9 @@ pub enum StoreError {
 pub enum Renamed {
     /// The user as renamed.
     Done(User),
-    /// The condition did not hold: the user as stored (`None`: no such user), for the caller
-    /// to decide on.
-    Refused(Option<User>),
+    /// The condition did not hold: the user as stored, for the caller to decide on. (A
+    /// refusal that found no user is `StoreError::Stale`: the caller reads to be sure.)
+    Refused(User),
 }
 
 pub trait UserStore: Send + Sync {

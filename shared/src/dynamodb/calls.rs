@@ -99,17 +99,20 @@ pub(super) async fn transact(
                 .iter()
                 .find(|(r, reason)| *r == role && reason.code() == Some(code))
         };
-        // The record's refusal first: a retry of a completed create also finds its email taken.
-        if let Some((role, reason)) = on(Role::IdempotencyRecord, "ConditionalCheckFailed")
-            .or_else(|| with("ConditionalCheckFailed"))
-        {
+        // The record's reason first. DynamoDB checks a transaction's items side by side: a
+        // retry of a create also finds its email taken, whether the first request has committed
+        // (the record refuses it) or is committing (the record is in conflict).
+        if let Some((role, reason)) = on(Role::IdempotencyRecord, "ConditionalCheckFailed") {
+            return Err(Cancelled::Condition(*role, reason.item.clone()));
+        }
+        if on(Role::IdempotencyRecord, "TransactionConflict").is_some() {
+            return Err(Cancelled::RecordBusy);
+        }
+        if let Some((role, reason)) = with("ConditionalCheckFailed") {
             return Err(Cancelled::Condition(*role, reason.item.clone()));
         }
         if with("ValidationError").is_some() {
             return Err(StoreError::Refused(Box::new(error)).into());
-        }
-        if on(Role::IdempotencyRecord, "TransactionConflict").is_some() {
-            return Err(Cancelled::RecordBusy);
         }
         let conflict = with("TransactionConflict");
         if conflict.is_some() && attempt < CONFLICT_ATTEMPTS {

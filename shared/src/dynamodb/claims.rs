@@ -18,7 +18,9 @@ impl DynamoStore {
     /// one that has not expired (DynamoDB's TTL deletes late), or an `in_progress` one of the
     /// earlier release whose request may still be running. The record that blocks the put comes
     /// back with the cancellation, which spares a read; it holds no personal data, only a
-    /// fingerprint and a user id.
+    /// fingerprint and a user id. `in_flight_until` means nothing to a completed record, but the
+    /// earlier release requires it when it reads one: while both serve (a canary, a rollback
+    /// within the key's 24 hours), it must read these records too.
     pub(super) fn take_key(&self, request: &ClaimRequest) -> Result<TransactWriteItem, BuildError> {
         let now_ms = millis(request.now);
         let expires_at = request
@@ -32,6 +34,7 @@ impl DynamoStore {
             .item("fingerprint", s(&request.fingerprint))
             .item("state", s(COMPLETED))
             .item("user_id", s(request.user.to_string()))
+            .item("in_flight_until", n(now_ms))
             .item("expires_at", n(expires_at))
             .condition_expression(
                 "attribute_not_exists(pk) OR expires_at < :now_s \

@@ -11,8 +11,9 @@
 //!   email, however they race.
 //!
 //! Idempotency table (key `pk` = `<caller scope>#<key>`): `fingerprint`, `state` (`completed`;
-//! `in_progress` with `in_flight_until` (ms) from the earlier release), `user_id`, and
-//! `expires_at` (s, the table's TTL attribute). Written in the create's own transaction. Expiry
+//! `in_progress` from the earlier release), `in_flight_until` (ms: when an `in_progress` record's
+//! request is over; written on completed ones too, which the earlier release requires),
+//! `user_id`, and `expires_at` (s, the table's TTL attribute). Written in the create's own transaction. Expiry
 //! is checked on read, as DynamoDB deletes expired items late.
 //!
 //! Every write that must not half-happen is one `TransactWriteItems`, and every write of a user

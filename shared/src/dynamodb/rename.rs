@@ -79,15 +79,17 @@ impl DynamoStore {
                 Ok(Renamed::Done(user_from_item(&item)?))
             }
             Err(error) if condition_failed(&error) => {
+                // No item: no such user, or a server that does not return the item it
+                // refused (ALL_OLD). A read tells which.
                 let Some(item) = refused_item(&error) else {
-                    return Ok(Renamed::Refused(None));
+                    return Err(StoreError::Stale);
                 };
                 let user = user_from_item(item)?;
                 // An SDK retry of this very write, whose first answer was lost, found it done.
                 if item.get("change_id") == Some(&change) {
                     return Ok(Renamed::Done(user));
                 }
-                Ok(Renamed::Refused(Some(user)))
+                Ok(Renamed::Refused(user))
             }
             Err(error) if transaction_in_progress(&error) => {
                 tokio::time::sleep(CONFLICT_BACKOFF).await;
@@ -98,7 +100,7 @@ impl DynamoStore {
     }
 }
 
-/// The item a refused `UpdateItem` returned; `None` when there is none (no such user).
+/// The item a refused `UpdateItem` returned, if any.
 fn refused_item(error: &SdkError<UpdateItemError, HttpResponse>) -> Option<&Item> {
     match error.as_service_error()? {
         UpdateItemError::ConditionalCheckFailedException(refusal) => {

@@ -137,9 +137,15 @@ impl UserStore for DynamoStore {
                 Err(Cancelled::Condition(Role::IdempotencyRecord, _)) if with_record => {
                     with_record = false;
                 }
-                // Another create is taking the key (its 24 hours are over): the same.
-                Err(Cancelled::RecordBusy) if with_record => with_record = false,
-                Err(Cancelled::RecordBusy) => return Err(StoreError::KeyBusy),
+                // Another create is taking the key (its 24 hours are over). Until it commits,
+                // the record still names this user, so it is not left out: a create that fails
+                // would leave the erased user's id behind. Once the create commits, the record
+                // refuses this delete and is the create's. Read again and start over, as
+                // after any other write.
+                Err(Cancelled::RecordBusy) => {
+                    tokio::time::sleep(CONFLICT_BACKOFF).await;
+                    return Err(StoreError::Stale);
+                }
                 Err(Cancelled::Condition(role, _)) => {
                     return Err(StoreError::Corrupt(format!(
                         "the {role:?} item does not belong to user {}",

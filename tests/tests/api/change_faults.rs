@@ -259,6 +259,26 @@ async fn transactions_cancelled_by_throttling_or_persisting_conflicts_are_503s()
     fixture.assert_served_again().await;
 }
 
+/// A create taking over the key of Ada's record (its 24 hours over) holds the record while
+/// Ada is erased: the erasure waits for it, and never commits without the record while the
+/// record may still name her.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_erasure_that_meets_a_create_taking_its_key_waits_for_it() {
+    let fixture = Fixture::new().await;
+    let busy = Fault::transaction_cancelled(&["None", "None", "TransactionConflict"]);
+    fixture
+        .assert_unavailable_under((Request::Erase, TRANSACT), &busy)
+        .await;
+    fixture.proxy.inject(Some(TRANSACT), busy, Some(1));
+    let erased = fixture.send(Request::Erase).await;
+    assert_eq!(erased.status, 204, "{erased:?}");
+    let items = fixture.app.snapshot().await;
+    assert!(
+        !items.iter().any(|item| item.contains(&fixture.ada)),
+        "the record went with her: {items:#?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_dynamodb_finds_invalid_are_500s_that_change_nothing() {
     let fixture = Fixture::new().await;

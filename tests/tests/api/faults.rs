@@ -280,19 +280,30 @@ async fn a_create_that_meets_the_first_request_committing_is_request_in_progress
     let app = App::new().await;
     let (proxy, store) = app.behind_fault_proxy().await;
     // DynamoDB cancels the transaction so while the first request with the key, whose
-    // transaction writes the same record, is committing; the record is the first item.
-    let conflict = Fault::transaction_cancelled(&["TransactionConflict", "None", "None"]);
-    proxy.inject(TRANSACT, conflict, Some(1));
-    let event = keyed_create("committing");
-    let reply = app.invoke_on(&store, Function::CreateUser, &event).await;
-    assert_eq!(
-        (reply.status, reply.code()),
-        (409, Some("request_in_progress")),
-        "{}",
-        reply.body
-    );
-    assert_eq!(reply.header("retry-after"), Some("1"));
-    assert!(app.snapshot().await.is_empty(), "nothing written");
-    let retried = app.invoke_on(&store, Function::CreateUser, &event).await;
+    // transaction writes the same record, is committing; the record is the first item. It
+    // checks the items side by side, so the same retry may also find the email the first
+    // request has just taken: the record's reason decides.
+    for (n, reasons) in [
+        ["TransactionConflict", "None", "None"],
+        ["TransactionConflict", "None", "ConditionalCheckFailed"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        proxy.inject(TRANSACT, Fault::transaction_cancelled(&reasons), Some(1));
+        let event = keyed_create(&format!("committing-{n}"));
+        let reply = app.invoke_on(&store, Function::CreateUser, &event).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (409, Some("request_in_progress")),
+            "{reasons:?}: {}",
+            reply.body
+        );
+        assert_eq!(reply.header("retry-after"), Some("1"));
+        assert!(app.snapshot().await.is_empty(), "nothing written");
+    }
+    let retried = app
+        .invoke_on(&store, Function::CreateUser, &keyed_create("committing-0"))
+        .await;
     assert_eq!(retried.status, 201, "{}", retried.body);
 }

@@ -103,7 +103,7 @@ async fn reads_and_renames_are_one_call_an_email_change_and_a_delete_two() {
             Function::UpdateUser,
             rename(missing, "Ada"),
             404,
-            &["UpdateItem"],
+            &["UpdateItem", "GetItem"],
         ),
         (
             Function::UpdateUser,

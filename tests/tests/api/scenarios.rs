@@ -186,6 +186,21 @@ async fn an_idempotent_retry_returns_the_original_response() {
     assert_eq!(retry.body, first.body, "the original user, not a new one");
     assert_eq!(retry.header("location"), first.header("location"));
     let before = app.snapshot().await;
+    let record = before
+        .iter()
+        .find(|item| item.contains("state=S(\"completed\")"))
+        .expect("the key's record");
+    for attribute in [
+        "expires_at=N(",
+        "fingerprint=S(",
+        "in_flight_until=N(",
+        "user_id=S(",
+    ] {
+        assert!(
+            record.contains(attribute),
+            "the earlier release reads {attribute} of every record: {record}"
+        );
+    }
 
     let other_body = body("Katherine Johnson", "katherine2@example.com");
     let reused = EventBuilder::create(&other_body)
