@@ -184,9 +184,11 @@ impl Faults {
 /// The network the proxy stands for; the default, nothing but loopback, is the tests'.
 #[derive(Default)]
 pub struct Network {
-    /// One round trip to DynamoDB, its service time included. Every request waits it once, and a
-    /// new connection once for its TCP set-up and once more for its TLS handshake (TLS 1.3 takes
-    /// one round trip), before the proxy reads from it.
+    /// One round trip to DynamoDB, its service time included. Every request is answered no
+    /// sooner than this after it arrived, the server's own time counted within it (and only
+    /// what the server takes beyond it added); a new connection waits it once for its TCP
+    /// set-up and once more for its TLS handshake (TLS 1.3 takes one round trip), before the
+    /// proxy reads from it.
     pub round_trip: Duration,
     /// Serves HTTPS with this acceptor's certificate instead of plain HTTP.
     pub tls: Option<TlsAcceptor>,
@@ -199,8 +201,9 @@ struct Upstream {
     faults: Mutex<Faults>,
     /// Every request's operation and body, in arrival order.
     seen: Mutex<Vec<(String, Bytes)>>,
-    /// How long the server took to answer the requests passed on as they were, in all.
-    served: Mutex<Duration>,
+    /// How much longer than a round trip the server took to answer the requests passed on as
+    /// they were, in all.
+    overrun: Mutex<Duration>,
 }
 
 /// The proxy; clients use [`FaultProxy::endpoint`] as their DynamoDB endpoint.
@@ -223,7 +226,7 @@ impl FaultProxy {
             client: Client::builder(TokioExecutor::new()).build_http(),
             faults: Mutex::default(),
             seen: Mutex::default(),
-            served: Mutex::default(),
+            overrun: Mutex::default(),
         });
         let app = Router::new()
             .fallback(proxy)
@@ -289,12 +292,12 @@ impl FaultProxy {
             .collect()
     }
 
-    /// How long the server behind the proxy took, in all, to answer the requests passed on
-    /// unchanged: its own service time, without the modelled network.
-    pub fn server_time(&self) -> Duration {
+    /// How much longer than the round trip the server behind the proxy took, in all, to answer
+    /// the requests passed on unchanged: the time it adds to what DynamoDB would take.
+    pub fn server_overrun(&self) -> Duration {
         *self
             .upstream
-            .served
+            .overrun
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -368,8 +371,16 @@ async fn delay(duration: Duration) {
     }
 }
 
+/// Answers `request` a round trip after it arrived at the soonest: the round trip stands for
+/// DynamoDB's service time and the network both.
 async fn proxy(State(upstream): State<Arc<Upstream>>, request: Request) -> Response {
-    delay(upstream.round_trip).await;
+    let arrived = std::time::Instant::now();
+    let response = serve(&upstream, request).await;
+    delay(upstream.round_trip.saturating_sub(arrived.elapsed())).await;
+    response
+}
+
+async fn serve(upstream: &Upstream, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_REQUEST).await else {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
@@ -396,7 +407,7 @@ async fn proxy(State(upstream): State<Arc<Upstream>>, request: Request) -> Respo
     }
     match fault {
         Some(Fault::RejectEntries { containing, code }) => {
-            reject_entries(&upstream, parts, body, &containing, &code)
+            reject_entries(upstream, parts, body, &containing, &code)
                 .await
                 .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
         }
@@ -407,18 +418,19 @@ async fn proxy(State(upstream): State<Arc<Upstream>>, request: Request) -> Respo
         }
         Some(Fault::LoseAnswer) => {
             // The server's answer is read in full, so the write is done, and then dropped.
-            if let Ok(answer) = pass_on(&upstream, parts, body).await {
+            if let Ok(answer) = pass_on(upstream, parts, body).await {
                 let _ = answer.into_body().collect().await;
             }
             ErrorAnswer::new(500, INTERNAL_SERVER_ERROR).into_response()
         }
         Some(Fault::Hold { .. }) | None => {
             let started = std::time::Instant::now();
-            let answer = pass_on(&upstream, parts, body).await;
+            let answer = pass_on(upstream, parts, body).await;
             *upstream
-                .served
+                .overrun
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner) += started.elapsed();
+                .unwrap_or_else(PoisonError::into_inner) +=
+                started.elapsed().saturating_sub(upstream.round_trip);
             answer.unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
         }
     }

@@ -1,5 +1,7 @@
 //! A Lambda Runtime API of our own on 127.0.0.1: hands events to a function process that polls
-//! `invocation/next`, and returns what it posts back.
+//! `invocation/next`, and returns what it posts back. It also tells how long each invocation
+//! lasted as Lambda bills it: from the event handed out to the runtime's next poll, with which
+//! a runtime signals that its invoke phase is over.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,13 +27,24 @@ pub enum Outcome {
     InitError(Bytes),
 }
 
-type Invocation = (Bytes, oneshot::Sender<Outcome>);
+/// An answer, with the poll that took its event and when the event was handed out.
+struct Answered {
+    outcome: Outcome,
+    handed_out: Option<(u64, Instant)>,
+}
+
+type Invocation = (Bytes, oneshot::Sender<Answered>);
+
+/// An invocation handed out: where its answer goes, the poll that took it, and when.
+type HandedOut = (oneshot::Sender<Answered>, u64, Instant);
 
 struct Shared {
     queue: Mutex<mpsc::Receiver<Invocation>>,
-    pending: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    pending: Mutex<HashMap<String, HandedOut>>,
     init_error: watch::Sender<Option<Bytes>>,
     first_poll: watch::Sender<Option<Instant>>,
+    /// How many times the function has polled `invocation/next`, and when it last did.
+    polls: watch::Sender<(u64, Instant)>,
     next_id: AtomicU64,
     timeout: Duration,
 }
@@ -41,6 +54,13 @@ pub struct RuntimeApi {
     pub address: SocketAddr,
     invocations: mpsc::Sender<Invocation>,
     shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RuntimeApi {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
 }
 
 impl RuntimeApi {
@@ -52,6 +72,7 @@ impl RuntimeApi {
             pending: Mutex::new(HashMap::new()),
             init_error: watch::Sender::new(None),
             first_poll: watch::Sender::new(None),
+            polls: watch::Sender::new((0, Instant::now())),
             next_id: AtomicU64::new(1),
             timeout,
         });
@@ -66,11 +87,14 @@ impl RuntimeApi {
             .with_state(Arc::clone(&shared));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
         Ok(Self {
             address,
             invocations,
             shared,
+            server,
         })
     }
 
@@ -86,9 +110,35 @@ impl RuntimeApi {
 
     /// Hands `event` to the function and waits, at most `wait`, for its answer.
     pub async fn invoke(&self, event: impl Into<Bytes>, wait: Duration) -> Result<Outcome> {
+        Ok(self.answer(event.into(), wait).await?.outcome)
+    }
+
+    /// Hands `event` to the function, waits, at most `wait`, for its answer and its next poll,
+    /// and returns the answer and the invocation's duration as Lambda bills it (unrounded):
+    /// from the event handed out to that poll.
+    pub async fn invoke_billed(
+        &self,
+        event: impl Into<Bytes>,
+        wait: Duration,
+    ) -> Result<(Outcome, Duration)> {
+        let answered = self.answer(event.into(), wait).await?;
+        let Some((poll, handed_out)) = answered.handed_out else {
+            return Err(format!("the function did not start: {:?}", answered.outcome).into());
+        };
+        let mut polls = self.shared.polls.subscribe();
+        let next = tokio::time::timeout(wait, polls.wait_for(|(count, _)| *count > poll)).await;
+        let next = next.map_err(|_| format!("the function did not poll again within {wait:?}"))?;
+        let polled_at = next.map_err(|_| "the runtime API stopped")?.1;
+        Ok((
+            answered.outcome,
+            polled_at.saturating_duration_since(handed_out),
+        ))
+    }
+
+    async fn answer(&self, event: Bytes, wait: Duration) -> Result<Answered> {
         let (answer, outcome) = oneshot::channel();
         self.invocations
-            .send((event.into(), answer))
+            .send((event, answer))
             .await
             .map_err(|_| "the runtime API stopped")?;
         let mut init = self.shared.init_error.subscribe();
@@ -97,7 +147,7 @@ impl RuntimeApi {
                 outcome = outcome => outcome.map_err(|_| "the invocation was dropped".into()),
                 failed = init.wait_for(Option::is_some) => {
                     let error = failed.map(|e| e.clone().unwrap_or_default()).unwrap_or_default();
-                    Ok(Outcome::InitError(error))
+                    Ok(Answered { outcome: Outcome::InitError(error), handed_out: None })
                 }
             }
         };
@@ -108,9 +158,16 @@ impl RuntimeApi {
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> (StatusCode, HeaderMap, Bytes) {
+    let polled_at = Instant::now();
     shared
         .first_poll
-        .send_if_modified(|first| first.is_none() && first.replace(Instant::now()).is_none());
+        .send_if_modified(|first| first.is_none() && first.replace(polled_at).is_none());
+    let mut poll = 0;
+    shared.polls.send_modify(|(count, at)| {
+        *count += 1;
+        *at = polled_at;
+        poll = *count;
+    });
     let Some((event, answer)) = shared.queue.lock().await.recv().await else {
         return (StatusCode::GONE, HeaderMap::new(), Bytes::new());
     };
@@ -140,7 +197,11 @@ async fn next(State(shared): State<Arc<Shared>>) -> (StatusCode, HeaderMap, Byte
         "lambda-runtime-trace-id",
         header(format!("Root=1-00000000-{id}")),
     );
-    shared.pending.lock().await.insert(id, answer);
+    shared
+        .pending
+        .lock()
+        .await
+        .insert(id, (answer, poll, Instant::now()));
     (StatusCode::OK, headers, event)
 }
 
@@ -167,8 +228,12 @@ async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCod
 
 async fn answer(shared: &Shared, id: &str, outcome: Outcome) -> StatusCode {
     match shared.pending.lock().await.remove(id) {
-        Some(waiting) => {
-            let _ = waiting.send(outcome);
+        Some((waiting, poll, handed_out)) => {
+            let handed_out = Some((poll, handed_out));
+            let _ = waiting.send(Answered {
+                outcome,
+                handed_out,
+            });
             StatusCode::ACCEPTED
         }
         None => StatusCode::NOT_FOUND,

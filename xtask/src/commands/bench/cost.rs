@@ -128,7 +128,8 @@ pub(super) struct Candidate {
 }
 
 /// The memory size that costs least per million requests (Lambda and DynamoDB) among those
-/// whose paced warm p99 stays within `bound_ms`, as AWS Lambda Power Tuning picks one; the
+/// whose paced warm p99 stays within `bound_ms` (Lambda Power Tuning's cost strategy, with a
+/// latency bound of ours, over Lambda and DynamoDB rather than Lambda alone); the
 /// smaller size on a tie. `None` when no size stays within the bound.
 pub(super) fn recommend(candidates: &[Candidate], bound_ms: f64) -> Option<&Candidate> {
     candidates

@@ -32,9 +32,9 @@ pub(super) struct Figures {
     pub late_starts: usize,
     /// DynamoDB requests per warm invocation.
     pub round_trips: f64,
-    /// The emulator's own time per warm invocation, which the modelled round trip already
-    /// stands for.
-    pub emulator_ms: f64,
+    /// How much longer than the modelled round trips the emulator took, per warm invocation:
+    /// what the emulator adds to what DynamoDB would take.
+    pub overrun_ms: f64,
     /// DynamoDB capacity per warm invocation.
     pub capacity: Capacity,
     pub peak_rss_kib: u64,
@@ -217,9 +217,8 @@ pub(super) async fn measure(
         let api = RuntimeApi::start(TIMEOUT).await?;
         let (mut child, init) = launch.start(&api, environment).await?;
         figures.init_ms.push(millis(init));
-        let started = Instant::now();
-        answered(&api, workload.event(*invocation)?).await?;
-        figures.first_ms.push(millis(started.elapsed()));
+        let first = answered(&api, workload.event(*invocation)?).await?;
+        figures.first_ms.push(millis(first));
         *invocation += 1;
         figures.peak_rss_kib = figures.peak_rss_kib.max(peak_rss(&child));
         child.kill().await?;
@@ -231,11 +230,10 @@ pub(super) async fn measure(
     *invocation += 1;
     let cpu_before = cpu_ms(&child).unwrap_or(0.0);
     let requests_before = launch.proxy.request_count();
-    let server_before = launch.proxy.server_time();
+    let overrun_before = launch.proxy.server_overrun();
     for _ in 0..counts.warm {
-        let started = Instant::now();
-        answered(&api, workload.event(*invocation)?).await?;
-        figures.back_to_back_ms.push(millis(started.elapsed()));
+        let billed = answered(&api, workload.event(*invocation)?).await?;
+        figures.back_to_back_ms.push(millis(billed));
         *invocation += 1;
     }
     let pace = environment.settings.pace;
@@ -247,16 +245,15 @@ pub(super) async fn measure(
         } else if !figures.paced_ms.is_empty() {
             figures.late_starts += 1;
         }
-        let started = Instant::now();
-        next_start = started + pace;
-        answered(&api, workload.event(*invocation)?).await?;
-        figures.paced_ms.push(millis(started.elapsed()));
+        next_start = Instant::now() + pace;
+        let billed = answered(&api, workload.event(*invocation)?).await?;
+        figures.paced_ms.push(millis(billed));
         *invocation += 1;
     }
     let warm = 2 * counts.warm;
     figures.cpu_ms_per_invoke = (cpu_ms(&child).unwrap_or(0.0) - cpu_before) / warm as f64;
-    let server_time = launch.proxy.server_time().saturating_sub(server_before);
-    figures.emulator_ms = millis(server_time) / warm as f64;
+    let overrun = launch.proxy.server_overrun().saturating_sub(overrun_before);
+    figures.overrun_ms = millis(overrun) / warm as f64;
     let requests = launch.proxy.requests_since(requests_before);
     figures.round_trips = requests.len() as f64 / warm as f64;
     let mut capacity = Capacity::default();
@@ -273,17 +270,19 @@ fn peak_rss(child: &Child) -> u64 {
     child.id().and_then(xtask::peak_rss_kib).unwrap_or(0)
 }
 
-/// Invokes and insists on a successful HTTP answer, so that a broken function is not timed.
-async fn answered(api: &RuntimeApi, event: Vec<u8>) -> Result<()> {
-    match api.invoke(event, TIMEOUT).await? {
-        Outcome::Response(body) => {
+/// Invokes and insists on a successful HTTP answer, so that a broken function is not timed;
+/// returns the invocation's duration as Lambda bills it (unrounded), up to the runtime's next
+/// poll.
+async fn answered(api: &RuntimeApi, event: Vec<u8>) -> Result<Duration> {
+    match api.invoke_billed(event, TIMEOUT).await? {
+        (Outcome::Response(body), billed) => {
             let response: Value = serde_json::from_slice(&body)?;
             match response["statusCode"].as_u64() {
-                Some(200..=299) => Ok(()),
+                Some(200..=299) => Ok(billed),
                 _ => Err(format!("the function answered {response}").into()),
             }
         }
-        other => Err(format!("the function failed: {other:?}").into()),
+        (other, _) => Err(format!("the function failed: {other:?}").into()),
     }
 }
 
@@ -316,10 +315,14 @@ fn cpu_totals() -> Option<(u64, u64)> {
     Some((idle, fields.iter().sum()))
 }
 
-/// CPU time the process has used, from /proc/<pid>/schedstat (nanoseconds on CPU).
+/// CPU time the process's threads have used, from each one's /proc/<pid>/task/<tid>/schedstat
+/// (nanoseconds on CPU): the runtime's own thread, and any other it starts.
 fn cpu_ms(child: &Child) -> Option<f64> {
-    let schedstat = std::fs::read_to_string(format!("/proc/{}/schedstat", child.id()?)).ok()?;
-    let nanos: f64 = schedstat.split_whitespace().next()?.parse().ok()?;
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", child.id()?)).ok()?;
+    let nanos: f64 = tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
+        .filter_map(|schedstat| schedstat.split_whitespace().next()?.parse::<f64>().ok())
+        .sum();
     Some(nanos / 1e6)
 }
 

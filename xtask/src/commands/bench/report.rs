@@ -42,18 +42,22 @@ pub(super) struct Summary {
     pub paced_p99: f64,
     pub late_starts: usize,
     pub round_trips: f64,
-    /// The emulator's own time per request.
-    pub emulator_ms: f64,
-    /// Billed paced p50 of the duration less the emulator's own time, which in AWS the
-    /// modelled round trip stands for.
-    pub paced_p50_less_emulator: f64,
+    /// The emulator's time beyond the modelled round trips, per request.
+    pub overrun_ms: f64,
+    /// Billed paced p50 of the duration less [`Summary::overrun_ms`]: what it would be with a
+    /// server that answers within the round trip, as DynamoDB is modelled to.
+    pub paced_p50_less_overrun: f64,
+    /// Unbilled paced p50, for ratios with unbilled figures.
+    pub paced_raw_p50: f64,
+    /// The mean billed duration of the paced series: what a million such requests are billed.
+    pub paced_mean: f64,
     pub rru: f64,
     pub wru: f64,
     pub cpu_ms: f64,
     pub peak_rss_mib: f64,
     pub artifact_kib: f64,
     pub arm64_artifact_kib: Option<f64>,
-    /// Lambda (requests and duration, billed on the paced p50) per million requests.
+    /// Lambda (requests and duration, billed on the paced mean) per million requests.
     pub lambda_usd: f64,
     /// The duration part alone of `lambda_usd`.
     pub duration_usd: f64,
@@ -76,6 +80,12 @@ impl Summary {
             .map(|(i, v)| i + v)
             .collect();
         let paced_p50 = billed(&f.paced_ms, 50.0);
+        let paced_mean = f
+            .paced_ms
+            .iter()
+            .map(|&ms| cost::billed_ms(ms))
+            .sum::<f64>()
+            / f.paced_ms.len() as f64;
         let init_ms = percentile(&f.init_ms, 50.0);
         Self {
             function: measured.function,
@@ -90,18 +100,20 @@ impl Summary {
             paced_p99: billed(&f.paced_ms, 99.0),
             late_starts: f.late_starts,
             round_trips: f.round_trips,
-            emulator_ms: f.emulator_ms,
-            paced_p50_less_emulator: cost::billed_ms(
-                (percentile(&f.paced_ms, 50.0) - f.emulator_ms).max(0.0),
+            overrun_ms: f.overrun_ms,
+            paced_p50_less_overrun: cost::billed_ms(
+                (percentile(&f.paced_ms, 50.0) - f.overrun_ms).max(0.0),
             ),
+            paced_raw_p50: percentile(&f.paced_ms, 50.0),
+            paced_mean,
             rru: f.capacity.rru,
             wru: f.capacity.wru,
             cpu_ms: f.cpu_ms_per_invoke,
             peak_rss_mib: f.peak_rss_kib as f64 / 1024.0,
             artifact_kib: f.artifact_bytes as f64 / 1024.0,
             arm64_artifact_kib: f.arm64_artifact_bytes.map(|b| b as f64 / 1024.0),
-            lambda_usd: cost::lambda_usd_per_million(measured.memory, paced_p50),
-            duration_usd: cost::duration_usd(measured.memory, paced_p50) * 1e6,
+            lambda_usd: cost::lambda_usd_per_million(measured.memory, paced_mean),
+            duration_usd: cost::duration_usd(measured.memory, paced_mean) * 1e6,
             dynamodb_usd: f.capacity.usd_per_million(),
             cold_start_usd: cost::duration_usd(measured.memory, cost::billed_ms(init_ms)) * 1e6,
             raw_p50: percentile(&f.back_to_back_ms, 50.0),
@@ -117,10 +129,18 @@ impl Summary {
 
 pub(super) fn write(root: &Path, run: &Run<'_>) -> Result<()> {
     let summaries: Vec<Summary> = run.results.iter().map(Summary::of).collect();
-    let targets = targets::judge(&summaries, run.settings);
+    let targets = targets::judge(&summaries, run.settings, run.throttled);
     let mut markdown = header(run)?;
     model_table(&mut markdown, &summaries)?;
-    let recommendations = recommendations(&mut markdown, &summaries, run.latency_bound_ms)?;
+    let recommendations = if run.throttled {
+        recommendations(&mut markdown, &summaries, run.latency_bound_ms)?
+    } else {
+        markdown.push_str(
+            "No memory size is recommended, and the targets that depend on the CPU quota are \
+             not judged: no quota was enforced.\n\n",
+        );
+        Vec::new()
+    };
     targets_table(&mut markdown, &targets, run.settings)?;
     full_cpu_table(&mut markdown, &summaries)?;
 
@@ -164,14 +184,16 @@ fn header(run: &Run<'_>) -> Result<String> {
         "Measured by `cargo xtask bench` on {arch} ({profile} profile), against {backend} behind \
          the fault proxy. The model: each memory size gets its share of one vCPU (1,769 MB = one \
          vCPU) as a CFS quota every {period} ms{quota}; init runs on {init}; every DynamoDB \
-         request costs {rtt} ms more, and a new connection one round trip for TCP and one for \
-         its TLS 1.3 handshake. Warm series: {warm} invocations back to back, then {warm} started \
-         {pace} ms apart; {cold} cold starts per memory size. Durations are billed as Lambda \
-         bills them, rounded up to the whole millisecond. The emulator's own GetItem, without \
-         client or network: p50 {get50:.3} ms.{noisy}\n\nThe requests: {requests}\n\n\
+         request is answered {rtt} ms after it was sent at the soonest (the emulator's own time \
+         counted within it), and a new connection waits one round trip for TCP and one for its \
+         TLS 1.3 handshake. Warm series: {warm} invocations back to back, then {warm} started \
+         {pace} ms apart; {cold} cold starts per memory size. An invocation lasts from its event \
+         handed out to the runtime's next poll, billed as Lambda bills it, rounded up to the \
+         whole millisecond. The emulator's own GetItem, without client or network: p50 \
+         {get50:.3} ms.{noisy}\n\nThe requests: {requests}\n\n\
          Prices (us-east-1, arm64): Lambda $0.20 per million requests and ${gbs} per GB-second, \
-         billed here on the paced p50; DynamoDB on demand $0.125 per million RRU and $0.625 per \
-         million WRU, capacity counted from the requests each implementation sent; API Gateway \
+         billed here on the mean billed duration of the paced series; DynamoDB on demand $0.125 \
+         per million RRU and $0.625 per million WRU, capacity counted from the requests each implementation sent; API Gateway \
          HTTP API ${apigw:.2} per million requests, the same for every function and left out of \
          the columns below.\n\n",
         arch = std::env::consts::ARCH,
@@ -208,9 +230,10 @@ fn header(run: &Run<'_>) -> Result<String> {
 
 fn model_table(out: &mut String, summaries: &[Summary]) -> Result<()> {
     out.push_str(
-        "Cold request = init + first invoke (medians). Warm columns are billed durations, p50 / \
-         p99. RT = DynamoDB requests per API request. $/M = per million requests; Lambda billed \
-         on the paced p50; cold start = the init duration of a million cold starts, apart.\n\n\
+        "Cold request = init + first invoke (the median of their sums; init and first invoke \
+         each their own median). Warm columns are billed durations, p50 / p99. RT = DynamoDB \
+         requests per API request. $/M = per million requests; Lambda billed on the paced \
+         series' mean; cold start = the init duration of a million cold starts, apart.\n\n\
          | function | memory | impl | cold request (ms) | init (ms) | first invoke (ms) | back to back (ms) | paced (ms) | RT | RRU / WRU | CPU (ms) | peak RSS (MiB) | Lambda $/M | DynamoDB $/M | Lambda + DynamoDB $/M | cold start $/M |\n\
          |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
@@ -355,7 +378,9 @@ fn full_cpu_table(out: &mut String, summaries: &[Summary]) -> Result<()> {
         ("peak RSS (MiB)", |s| s.peak_rss_mib),
         ("CPU per warm invoke (ms)", |s| s.cpu_ms),
         ("DynamoDB requests per request", |s| s.round_trips),
-        ("emulator's own time per request (ms)", |s| s.emulator_ms),
+        ("emulator's time beyond the round trips (ms)", |s| {
+            s.overrun_ms
+        }),
         ("x86_64 artifact, zipped (KiB)", |s| s.artifact_kib),
         ("arm64 artifact, zipped (KiB)", |s| {
             s.arm64_artifact_kib.unwrap_or(f64::NAN)
@@ -401,7 +426,8 @@ fn row_json(s: &Summary) -> Value {
         "paced_late_starts": s.late_starts,
         "measured_back_to_back_ms": {"p50": finite(s.raw_p50), "p99": finite(s.raw_p99)},
         "dynamodb_requests_per_request": finite(s.round_trips),
-        "emulator_ms_per_request": finite(s.emulator_ms),
+        "emulator_overrun_ms_per_request": finite(s.overrun_ms),
+        "billed_paced_mean_ms": finite(s.paced_mean),
         "rru_per_request": finite(s.rru),
         "wru_per_request": finite(s.wru),
         "cpu_ms_per_request": finite(s.cpu_ms),
