@@ -77,7 +77,8 @@ pub trait UserStore: Send + Sync {
     /// Renames user `id` to `name` at `updated_at` as its next version, in one conditional
     /// write, if it exists, meets `precondition`, has another name, and was last changed before
     /// `updated_at`. [`StoreError::Stale`] when it cannot tell in one write: a transaction was
-    /// writing the user, or the precondition names no version or more than a condition can.
+    /// writing the user, the precondition names no version or more than a condition can, or
+    /// the refusal came without the item (no such user, or a server that does not return it).
     fn rename(
         &self,
         id: UserId,

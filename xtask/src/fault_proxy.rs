@@ -371,20 +371,25 @@ async fn delay(duration: Duration) {
     }
 }
 
-/// Answers `request` a round trip after it arrived at the soonest: the round trip stands for
-/// DynamoDB's service time and the network both.
+/// Answers `request` a round trip after it arrived in full at the soonest: the round trip
+/// stands for DynamoDB's service time and the network both.
 async fn proxy(State(upstream): State<Arc<Upstream>>, request: Request) -> Response {
-    let arrived = std::time::Instant::now();
-    let response = serve(&upstream, request).await;
-    delay(upstream.round_trip.saturating_sub(arrived.elapsed())).await;
-    response
-}
-
-async fn serve(upstream: &Upstream, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_REQUEST).await else {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     };
+    let arrived = std::time::Instant::now();
+    let response = serve(&upstream, parts, body, arrived).await;
+    delay(upstream.round_trip.saturating_sub(arrived.elapsed())).await;
+    response
+}
+
+async fn serve(
+    upstream: &Upstream,
+    parts: axum::http::request::Parts,
+    body: Bytes,
+    arrived: std::time::Instant,
+) -> Response {
     let operation = parts
         .headers
         .get("x-amz-target")
@@ -424,13 +429,12 @@ async fn serve(upstream: &Upstream, request: Request) -> Response {
             ErrorAnswer::new(500, INTERNAL_SERVER_ERROR).into_response()
         }
         Some(Fault::Hold { .. }) | None => {
-            let started = std::time::Instant::now();
             let answer = pass_on(upstream, parts, body).await;
             *upstream
                 .overrun
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) +=
-                started.elapsed().saturating_sub(upstream.round_trip);
+                arrived.elapsed().saturating_sub(upstream.round_trip);
             answer.unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
         }
     }

@@ -115,7 +115,9 @@ impl RuntimeApi {
 
     /// Hands `event` to the function, waits, at most `wait`, for its answer and its next poll,
     /// and returns the answer and the invocation's duration as Lambda bills it (unrounded):
-    /// from the event handed out to that poll.
+    /// from the event handed out to that poll. For a runtime that polls one invocation at a
+    /// time, as Lambda's classic environments run it: with several pollers, another's poll
+    /// would end the duration.
     pub async fn invoke_billed(
         &self,
         event: impl Into<Bytes>,

@@ -66,7 +66,7 @@ pub(super) fn claim_from_item(item: &Item) -> Result<ClaimRecord, StoreError> {
         state,
         user: UserId::parse(string(item, "user_id")?)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        // Only `in_progress` records, of the earlier release, have one.
+        // It matters to `in_progress` records, of the earlier release, alone.
         in_flight_until: UNIX_EPOCH
             + Duration::from_millis(optional(item, "in_flight_until", number)?.unwrap_or(0)),
         expires_at: UNIX_EPOCH + Duration::from_secs(number(item, "expires_at")?),

@@ -11,10 +11,10 @@
 //!   email, however they race.
 //!
 //! Idempotency table (key `pk` = `<caller scope>#<key>`): `fingerprint`, `state` (`completed`;
-//! `in_progress` from the earlier release), `in_flight_until` (ms: when an `in_progress` record's
-//! request is over; written on completed ones too, which the earlier release requires),
-//! `user_id`, and `expires_at` (s, the table's TTL attribute). Written in the create's own transaction. Expiry
-//! is checked on read, as DynamoDB deletes expired items late.
+//! `in_progress` from the earlier release), `in_flight_until` (ms: when an `in_progress`
+//! record's request is over; written on completed ones too, as the earlier release requires),
+//! `user_id`, and `expires_at` (s, the table's TTL attribute). Written in the create's own
+//! transaction. Expiry is checked on read, as DynamoDB deletes expired items late.
 //!
 //! Every write that must not half-happen is one `TransactWriteItems`, and every write of a user
 //! is conditioned on the version that was read, so a concurrent change is never overwritten.

@@ -1,6 +1,7 @@
 //! A change of the name alone, in one conditional `UpdateItem`: the condition checks what a
 //! read would have (the user exists, meets the precondition, has another name, was last changed
-//! earlier), and a refusal returns the item, from which the caller answers without reading.
+//! earlier), and a refusal returns the item, from which the caller answers without reading
+//! (a refusal without one, an unknown id, is read to be sure).
 
 use std::collections::HashMap;
 

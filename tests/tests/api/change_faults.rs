@@ -411,3 +411,24 @@ async fn an_answer_lost_after_a_conditional_rename_is_not_a_412() {
         "a PATCH with if-match \"v1\" whose write committed answered {reply:?}"
     );
 }
+
+/// A server that refuses a rename without returning the item (no `ALL_OLD`): the user is read,
+/// so an existing user is renamed, not answered `404`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rename_refused_without_its_item_reads_the_user() {
+    let fixture = Fixture::new().await;
+    fixture
+        .proxy
+        .inject(Some("UpdateItem"), error(400, CONDITION), Some(1));
+    let reply = fixture.send(Request::Rename).await;
+    assert_eq!(
+        (reply.status, &reply.body["name"]),
+        (200, &Value::from("Ada King")),
+        "{reply:?}"
+    );
+    let calls = fixture.proxy.operations();
+    assert_eq!(
+        calls[calls.len() - 3..],
+        ["UpdateItem", "GetItem", "UpdateItem"]
+    );
+}

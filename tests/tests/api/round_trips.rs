@@ -60,7 +60,8 @@ async fn a_retry_while_the_first_request_runs_costs_one_call() {
 }
 
 /// What each read and change costs, and what a rename's refusal answers from the item it
-/// returned: every answer below but the email change's and the delete's is one call.
+/// returned: every answer below is one call but the email change's, the delete's and the
+/// rename of an unknown id (whose refusal returns no item, so it reads to be sure).
 #[tokio::test]
 async fn reads_and_renames_are_one_call_an_email_change_and_a_delete_two() {
     let app = App::new().await;

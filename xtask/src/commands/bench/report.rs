@@ -184,7 +184,7 @@ fn header(run: &Run<'_>) -> Result<String> {
         "Measured by `cargo xtask bench` on {arch} ({profile} profile), against {backend} behind \
          the fault proxy. The model: each memory size gets its share of one vCPU (1,769 MB = one \
          vCPU) as a CFS quota every {period} ms{quota}; init runs on {init}; every DynamoDB \
-         request is answered {rtt} ms after it was sent at the soonest (the emulator's own time \
+         request is answered {rtt} ms after it reached the proxy at the soonest (the emulator's own time \
          counted within it), and a new connection waits one round trip for TCP and one for its \
          TLS 1.3 handshake. Warm series: {warm} invocations back to back, then {warm} started \
          {pace} ms apart; {cold} cold starts per memory size. An invocation lasts from its event \
@@ -354,6 +354,7 @@ fn targets_table(out: &mut String, targets: &[Target], settings: Settings) -> Re
             match target.met() {
                 Some(true) => "met",
                 Some(false) => "**not met**",
+                None if target.limit.is_some() => "not judged: no CPU quota",
                 None => "",
             },
         )?;

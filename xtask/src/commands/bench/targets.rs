@@ -15,13 +15,15 @@ pub(super) struct Target {
     pub value: f64,
     pub limit: Option<f64>,
     pub at_least: bool,
+    /// False where the figure depends on a CPU quota that the run could not enforce.
+    pub judged: bool,
     /// Where the value was found (the memory size of the worst case), as text after it.
     pub place: String,
 }
 
 impl Target {
     pub(super) fn met(&self) -> Option<bool> {
-        let limit = self.limit?;
+        let limit = self.limit.filter(|_| self.judged)?;
         Some(if self.at_least {
             self.value >= limit
         } else {
@@ -33,7 +35,7 @@ impl Target {
         json!({
             "function": self.function, "target": self.name, "measured": finite(self.value),
             "where": self.place.trim(), "limit": self.limit, "at_least": self.at_least,
-            "met": self.met(),
+            "judged": self.judged, "met": self.met(),
         })
     }
 }
@@ -48,7 +50,6 @@ const SMALLEST: Memory = Memory(128);
 /// depend on the quota are reported without a verdict.
 pub(super) fn judge(summaries: &[Summary], settings: Settings, throttled: bool) -> Vec<Target> {
     let round_trip_ms = settings.round_trip.as_secs_f64() * 1000.0;
-    let quota = |limit: f64| throttled.then_some(limit);
     let mut targets = Vec::new();
     for function in FUNCTIONS {
         let of = |implementation| -> Vec<&Summary> {
@@ -61,13 +62,15 @@ pub(super) fn judge(summaries: &[Summary], settings: Settings, throttled: bool) 
         if ours.is_empty() {
             continue;
         }
-        let mut target = |name, (value, place): (f64, String), limit, at_least| {
+        // `quota`: whether the figure depends on the CPU quota.
+        let mut target = |name, (value, place): (f64, String), limit, at_least, quota: bool| {
             targets.push(Target {
                 function,
                 name,
                 value,
                 limit,
                 at_least,
+                judged: throttled || !quota,
                 place,
             });
         };
@@ -92,22 +95,25 @@ pub(super) fn judge(summaries: &[Summary], settings: Settings, throttled: bool) 
                         "warm billed p50 at 128 MB, paced (ms) ≤ round trips × round trip + 3 ms"
                     },
                     (small.paced_p50, overrun),
-                    quota(limit),
+                    Some(limit),
                     false,
+                    true,
                 );
                 target(
                     "the same, less the emulator's time beyond the round trips",
                     (small.paced_p50_less_overrun, format!(" (limit {rule})")),
                     None,
                     false,
+                    true,
                 );
             }
         }
         target(
             "cold request ÷ warm p50, paced, unrounded (worst size)",
             worst(&ours, |s| s.cold_ms / s.paced_raw_p50),
-            quota(3.0),
+            Some(3.0),
             false,
+            true,
         );
         let pairs: Vec<(&Summary, &Summary)> = ours
             .iter()
@@ -125,19 +131,22 @@ pub(super) fn judge(summaries: &[Summary], settings: Settings, throttled: bool) 
             target(
                 "python cold request ÷ cold request (worst size)",
                 ratio(|s| s.cold_ms),
-                quota(10.0),
+                Some(10.0),
+                true,
                 true,
             );
             target(
                 "python Lambda duration cost ÷ ours, paced (worst size)",
                 ratio(|s| s.duration_usd),
-                quota(5.0),
+                Some(5.0),
+                true,
                 true,
             );
             target(
                 "python Lambda + DynamoDB cost ÷ ours (least of the sizes)",
                 ratio(Summary::usd),
                 None,
+                true,
                 true,
             );
         }
@@ -146,6 +155,7 @@ pub(super) fn judge(summaries: &[Summary], settings: Settings, throttled: bool) 
             worst(&ours, |s| s.peak_rss_mib / MB_IN_MIB),
             Some(10.0),
             false,
+            false,
         );
         if let Some(kib) = ours[0].arm64_artifact_kib {
             target(
@@ -153,19 +163,25 @@ pub(super) fn judge(summaries: &[Summary], settings: Settings, throttled: bool) 
                 (kib * 1024.0 / 1e6, String::new()),
                 Some(3.0),
                 false,
+                false,
             );
         }
         if let Some(full) = ours.iter().find(|s| !s.memory.throttled()) {
             // Judged, as before the model, on the function's own time: the modelled round
             // trips are a constant that would flatten the ratio.
+            // With nothing left of the p50 (no function time measured), there is no ratio.
             let modelled = full.round_trips * round_trip_ms;
+            let own_p50 = full.raw_p50 - modelled;
+            let ratio = if own_p50 > 0.0 {
+                (full.raw_p99 - modelled) / own_p50
+            } else {
+                f64::NAN
+            };
             target(
                 "warm p99 ÷ p50, back to back, whole CPU, less the modelled round trips",
-                (
-                    (full.raw_p99 - modelled) / (full.raw_p50 - modelled),
-                    String::new(),
-                ),
+                (ratio, String::new()),
                 Some(2.0),
+                false,
                 false,
             );
         }
