@@ -22,7 +22,8 @@ use super::Implementation;
 pub(super) const REQUESTS: &str = "create-user creates a user with a new email and a new \
     `idempotency-key`; get-user reads \
     one seeded user; list-users reads the first page (20 users); update-user renames a user of \
-    its own each time, with its current etag in `if-match` (one read, one write); delete-user \
+    its own each time, with its current etag in `if-match` (one conditional write; the peer \
+    reads first); delete-user \
     deletes a seeded user of its own, another one each time (one read, one transaction of two \
     deletes).";
 
