@@ -68,6 +68,20 @@ impl ClaimRequest {
     pub fn expires_at(&self) -> SystemTime {
         self.now + RETENTION
     }
+
+    /// The time as the record's write compares it with a stored `in_flight_until`: whole
+    /// milliseconds since the epoch. [`decide`] compares in the same units, so that both agree
+    /// on when a record stops counting.
+    pub fn now_millis(&self) -> u64 {
+        self.now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// The time as the record's write compares it with a stored `expires_at`: whole seconds.
+    pub fn now_secs(&self) -> u64 {
+        self.now_millis() / 1000
+    }
 }
 
 /// What a create whose key is held by a record gets.
@@ -117,13 +131,10 @@ pub enum Decision {
 /// Decides, from the record that blocked a create (`None` if it vanished since), what the
 /// creating request gets.
 pub fn decide(record: Option<&ClaimRecord>, request: &ClaimRequest) -> Decision {
-    // The store keeps `expires_at` in whole seconds and `in_flight_until` in whole
-    // milliseconds, and its write compares them with the time in the same units: so does this,
-    // or a record the write refuses could be decided expired again and again.
-    let since_epoch = request.now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let now_s = UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs());
-    let now_ms = UNIX_EPOCH
-        + Duration::from_millis(u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX));
+    // In the units the record's write compares, or a record the write refuses could be decided
+    // expired again and again.
+    let now_s = UNIX_EPOCH + Duration::from_secs(request.now_secs());
+    let now_ms = UNIX_EPOCH + Duration::from_millis(request.now_millis());
     let Some(record) = record.filter(|r| r.expires_at >= now_s) else {
         return Decision::TakeOver;
     };

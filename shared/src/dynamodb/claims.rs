@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, Transact
 
 use super::DynamoStore;
 use super::calls::{condition_failed, failure, read, timed};
-use super::item::{COMPLETED, IN_PROGRESS, Item, claim_from_item, millis, n, s};
+use super::item::{COMPLETED, IN_PROGRESS, Item, claim_from_item, n, s};
 use crate::domain::UserId;
 use crate::idempotency::{ClaimRecord, ClaimRequest};
 use crate::store::StoreError;
@@ -22,7 +22,6 @@ impl DynamoStore {
     /// earlier release requires it when it reads one: while both serve (a canary, a rollback
     /// within the key's 24 hours), it must read these records too.
     pub(super) fn take_key(&self, request: &ClaimRequest) -> Result<TransactWriteItem, BuildError> {
-        let now_ms = millis(request.now);
         let expires_at = request
             .expires_at()
             .duration_since(UNIX_EPOCH)
@@ -34,15 +33,15 @@ impl DynamoStore {
             .item("fingerprint", s(&request.fingerprint))
             .item("state", s(COMPLETED))
             .item("user_id", s(request.user.to_string()))
-            .item("in_flight_until", n(now_ms))
+            .item("in_flight_until", n(request.now_millis()))
             .item("expires_at", n(expires_at))
             .condition_expression(
                 "attribute_not_exists(pk) OR expires_at < :now_s \
                  OR (#state = :in_progress AND in_flight_until < :now_ms)",
             )
             .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":now_s", n(now_ms / 1000))
-            .expression_attribute_values(":now_ms", n(now_ms))
+            .expression_attribute_values(":now_s", n(request.now_secs()))
+            .expression_attribute_values(":now_ms", n(request.now_millis()))
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()?;

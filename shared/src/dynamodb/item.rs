@@ -1,7 +1,7 @@
 //! Items as stored: attribute names and values, and the conversions to and from the domain.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -111,11 +111,6 @@ pub(super) fn n(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-pub(super) fn millis(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,7 +122,7 @@ mod tests {
             name: UserName::parse("Ada").expect("valid"),
             email: Email::parse("Ada@Example.com").expect("valid"),
         };
-        let user = User::create(new, SystemTime::now()).created_by("anonymous#k");
+        let user = User::create(new, std::time::SystemTime::now()).created_by("anonymous#k");
         let item = user_item(&user);
         assert_eq!(user_from_item(&item).ok(), Some(user.clone()));
         assert_eq!(email_key(&user), s("EMAIL#ada@example.com"));
